@@ -1,0 +1,42 @@
+# mcsfau recipes. `just --list` shows them. Everything runs from the repo root
+# with the project venv (scripts/setup.sh) first on PATH.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+set positional-arguments
+
+export PATH := justfile_directory() / ".venv/bin" + ":" + env_var("PATH")
+
+bin := "target/debug/mcsfau"
+
+# List the recipes.
+default:
+    @just --list
+
+# Install everything the project needs (Debian packages, PyTorch venv, just).
+setup:
+    scripts/setup.sh
+
+# Build the binary and every test executable (one profile, one build).
+build:
+    cargo build --workspace --all-targets
+
+# Build, then run every test.
+test: build
+    cargo test --workspace --no-fail-fast
+
+# Formatting and clippy, warnings as errors.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# The main job on a built-in demo dataset.
+demo: build
+    {{bin}} doctor
+
+# Preprocess raw data into shards; arguments pass through to `mcsfau preprocess`.
+preprocess *args: build
+    {{bin}} preprocess "$@"
+
+# Benchmarks (long; not part of `just test`). Figures go to docs/benchmarks.md.
+bench: build
+    @echo "no benchmarks yet"

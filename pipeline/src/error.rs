@@ -1,0 +1,39 @@
+//! Errors of the data pipeline. Every variant names the file it concerns.
+
+use std::path::PathBuf;
+
+/// Result alias for this crate.
+pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
+
+/// What can go wrong between raw files and shards.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Filesystem error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// FFmpeg could not open or decode a file.
+    #[error("{path}: {stage}: {message}")]
+    Decode {
+        /// The media file.
+        path: PathBuf,
+        /// What was being done (open, find stream, decode, scale).
+        stage: &'static str,
+        /// FFmpeg's message.
+        message: String,
+    },
+    /// A shard could not be written or read.
+    #[error(transparent)]
+    Shard(#[from] schemas::SchemaError),
+}
+
+impl PipelineError {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io { path: path.into(), source }
+    }
+}

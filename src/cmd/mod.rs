@@ -1,0 +1,50 @@
+//! One module per subcommand; [`Cli`] is the raw clap layer.
+
+pub mod doctor;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Self-supervised facial action unit detection (MC-SFAU) at VoxCeleb scale.
+///
+/// Typical flow: `synth` or real data -> `preprocess` -> `manifest` ->
+/// `audit` -> `pretrain` -> `probe` -> `detect`. Run `mcsfau doctor` first on
+/// a new machine.
+#[derive(Debug, Parser)]
+#[command(name = "mcsfau", version, about, long_about)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the installation: libtorch, CUDA, FFmpeg, threads.
+    Doctor(doctor::Args),
+}
+
+/// Runs the chosen subcommand; `Ok` carries the exit code (a check that
+/// found problems exits 1), `Err` is a failure to run at all (exit 2).
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Doctor(args) => doctor::run(args),
+    }
+}
+
+/// Logs go to stderr through `tracing`; RUST_LOG wins over `-v`.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
