@@ -1,11 +1,13 @@
 //! The mcsfau data pipeline: everything between raw dataset files and shards.
 //!
 //! * [`video`]: FFmpeg decoding (ffmpeg-next) to RGB frames.
+//! * [`landmarks`]: the landmark backend trait and the 68 -> 49 mapping.
 //!
 //! The pipeline never depends on the model crate; the two meet at
 //! [`schemas`] and at the shard files on disk.
 
 pub mod error;
+pub mod landmarks;
 pub mod progress;
 pub mod video;
 

@@ -1,0 +1,92 @@
+//! Facial landmarks: one trait for every backend, and the 68 -> 49 mapping.
+//!
+//! Backends (each in its own module) find iBUG-68 points in source frames;
+//! preprocess keeps the 49-point subset ([`to49`]) for the shards.
+//! Backends: `fan` (2D-FAN in tch), `dlib` (HOG detector + 68-point shape
+//! predictor), `dataset` (points the dataset ships), `synthetic` (the exact
+//! points of `mcsfau synth`'s drawing model, from its sidecar files).
+
+use crate::error::Result;
+
+/// Points in the iBUG-68 scheme.
+pub const NUM_POINTS_68: usize = 68;
+/// Points kept for MC-SFAU (SPEC.md, "49 points from 68").
+pub const NUM_POINTS_49: usize = 49;
+
+/// The iBUG-68 indices of the 49 kept points, in order: without the jaw line
+/// (0-16) and without the inner-mouth corners (60 and 64).
+pub const KEEP_49: [usize; NUM_POINTS_49] = {
+    let mut out = [0usize; NUM_POINTS_49];
+    let mut i = 17;
+    let mut k = 0;
+    while i < NUM_POINTS_68 {
+        if i != 60 && i != 64 {
+            out[k] = i;
+            k += 1;
+        }
+        i += 1;
+    }
+    out
+};
+
+/// 68 (x, y) points in source-frame pixels.
+pub type Points68 = [[f32; 2]; NUM_POINTS_68];
+/// 49 (x, y) points.
+pub type Points49 = [[f32; 2]; NUM_POINTS_49];
+
+/// The single place where 68 points become 49 (SPEC.md).
+pub fn to49(p: &Points68) -> Points49 {
+    KEEP_49.map(|i| p[i])
+}
+
+/// One face found in a frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Face68 {
+    /// The 68 points, source-frame pixels.
+    pub points: Points68,
+    /// Confidence (FAN: mean heatmap peak; 1.0 where the backend has none).
+    pub score: f32,
+    /// Face box in the source frame, x0, y0, x1, y1.
+    pub face_box: [f32; 4],
+}
+
+/// A frame handed to a backend: packed RGB24, row-major.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameRef<'a> {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width * height * 3` bytes.
+    pub rgb: &'a [u8],
+    /// Points the dataset ships for this frame (sidecar / dataset files), if any.
+    pub given: Option<&'a Points68>,
+}
+
+/// A landmark backend. Works on batches so network backends can use the GPU
+/// efficiently; returns one entry per frame, `None` where no face was found.
+pub trait LandmarkBackend: Send {
+    /// Name stored in the shards' `landmark_source` column.
+    fn name(&self) -> &'static str;
+    /// Finds the most prominent face in each frame.
+    fn detect(&mut self, frames: &[FrameRef<'_>]) -> Result<Vec<Option<Face68>>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_49_drops_jaw_and_inner_mouth_corners() {
+        assert_eq!(KEEP_49[0], 17);
+        assert_eq!(KEEP_49[48], 67);
+        assert!(!KEEP_49.contains(&60) && !KEEP_49.contains(&64));
+        assert!(KEEP_49.windows(2).all(|w| w[0] < w[1]), "order kept");
+        let mut p = [[0.0f32; 2]; 68];
+        for (i, q) in p.iter_mut().enumerate() {
+            *q = [i as f32, -(i as f32)];
+        }
+        let p49 = to49(&p);
+        assert_eq!(p49[43], [61.0, -61.0]); // 17..=59 are 43 points, then 61
+    }
+}
