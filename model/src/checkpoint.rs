@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::byol::is_buffer;
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::mcsfau::McSfau;
@@ -125,19 +124,26 @@ pub fn load(path: &Path, device: Device) -> Result<(McSfau, CheckpointMeta)> {
     Ok((model, meta))
 }
 
-/// Writes the online backbone under torchvision's `resnet50` names to
-/// `path`; `batches_tracked` fills each BatchNorm's `num_batches_tracked`
-/// (the training steps that updated the running statistics).
-pub fn export_backbone(model: &McSfau, path: &Path, batches_tracked: i64) -> Result<()> {
+/// Writes the backbone variables of `store` (those named `backbone.*`, as in
+/// [`McSfau::online`]) under torchvision's `resnet50` names to `path`;
+/// `batches_tracked` fills each BatchNorm's `num_batches_tracked` (the
+/// training steps that updated the running statistics). Fails when the
+/// store has no backbone.
+pub fn export_backbone(store: &tch::nn::VarStore, path: &Path, batches_tracked: i64) -> Result<()> {
     let mut tensors = Vec::new();
-    for (name, t) in on_cpu(model.online().variables(), "") {
+    for (name, t) in on_cpu(store.variables(), "") {
         let Some(tv) = name.strip_prefix("backbone.") else { continue };
         if let Some(bn) = tv.strip_suffix(".running_mean") {
             let count = Tensor::from_slice(&[batches_tracked]).reshape([] as [i64; 0]).to_kind(Kind::Int64);
             tensors.push((format!("{bn}.num_batches_tracked"), count));
         }
-        debug_assert!(!is_buffer(tv) || tv.contains("running"));
         tensors.push((tv.to_string(), t));
+    }
+    if tensors.is_empty() {
+        return Err(ModelError::Checkpoint {
+            path: path.to_path_buf(),
+            reason: "no backbone.* variables to export".into(),
+        });
     }
     write_tensors(&tensors, path)
 }
