@@ -107,6 +107,8 @@ pub fn load(path: &Path, device: Device) -> Result<(McSfau, CheckpointMeta)> {
     let bad = |reason: String| ModelError::Checkpoint { path: path.to_path_buf(), reason };
     tch::no_grad(|| {
         for (prefix, vars) in [("online.", model.online().variables()), ("target.", model.target().variables())] {
+            let mut vars: Vec<_> = vars.into_iter().collect();
+            vars.sort_by(|a, b| a.0.cmp(&b.0)); // the first mismatch by name, for a stable message
             for (name, mut var) in vars {
                 let key = format!("{prefix}{name}");
                 let t = file.remove(&key).ok_or_else(|| bad(format!("tensor {key} missing")))?;
@@ -181,6 +183,6 @@ mod tests {
         meta.config.mci.dim = 16;
         std::fs::write(sidecar(&path), serde_json::to_string(&meta).unwrap()).unwrap();
         let err = load(&path, Device::Cpu).unwrap_err().to_string();
-        assert!(err.contains("online.mci.p_m.2") && err.contains("shape"), "{err}");
+        assert!(err.contains("tensor online.mci.p_m.2.bias: shape [32]"), "{err}");
     }
 }

@@ -36,10 +36,9 @@ pub struct ModelConfig {
     pub mfrr: MfrrConfig,
     /// MCI, the macro-micro interaction (section 3.3).
     pub mci: MciConfig,
-    /// Run the forward passes under CUDA autocast (mixed precision) when the
-    /// model's device is CUDA; ignored on CPU. See docs/model.md for the
-    /// reduced dtype tch gives.
-    pub autocast: bool,
+    /// Run the forward passes under CUDA autocast to bfloat16 when the
+    /// model's device is CUDA (losses are computed in f32); ignored on CPU.
+    pub bf16_autocast: bool,
 }
 
 /// ResNet layout (torchvision Bottleneck, expansion 4).
@@ -141,7 +140,7 @@ impl Default for ModelConfig {
             mfdc: MfdcConfig::default(),
             mfrr: MfrrConfig::default(),
             mci: MciConfig::default(),
-            autocast: false,
+            bf16_autocast: false,
         }
     }
 }
@@ -216,7 +215,7 @@ impl ModelConfig {
                 ..paper
             },
             mci: MciConfig { hidden: 64, dim: 32, ..MciConfig::default() },
-            autocast: false,
+            bf16_autocast: false,
         }
     }
 

@@ -9,6 +9,7 @@
 //! * [`transformer`], [`reconstruction`]: MFRR reconstruction, eq. 5 (L_r).
 //! * [`interaction`]: MCI, eq. 6 (L_c).
 //! * [`mcsfau`]: the whole model and eq. 7.
+//! * [`precision`]: bf16 autocast on CUDA.
 //! * [`checkpoint`]: safetensors checkpoints and the torchvision export.
 //! * [`summary`]: parameter counts per component.
 //! * [`runtime`]: what libtorch this process runs on (version, CUDA, threads).
@@ -25,6 +26,7 @@ pub mod interaction;
 pub mod landmarks;
 pub mod masking;
 pub mod mcsfau;
+pub mod precision;
 pub mod reconstruction;
 pub mod runtime;
 pub mod summary;

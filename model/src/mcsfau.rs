@@ -185,14 +185,14 @@ impl McSfau {
     }
 
     /// The eq. 7 objective of one batch; `train` selects BatchNorm batch
-    /// statistics and dropout. Runs under CUDA autocast when configured.
+    /// statistics and dropout. Runs under bf16 CUDA autocast when configured.
     ///
     /// # Shapes
     /// See [`Batch`] and [`Draws`]; every loss is a scalar.
     pub fn losses(&self, batch: &Batch, draws: &Draws, train: bool) -> Result<Losses> {
         self.check(batch, draws)?;
-        let autocast = self.cfg.autocast && self.device().is_cuda();
-        Ok(tch::autocast(autocast, || self.losses_inner(batch, draws, train)))
+        let autocast = self.cfg.bf16_autocast && self.device().is_cuda();
+        Ok(crate::precision::bf16_autocast(autocast, || self.losses_inner(batch, draws, train)))
     }
 
     fn losses_inner(&self, batch: &Batch, draws: &Draws, train: bool) -> Losses {

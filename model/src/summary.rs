@@ -75,15 +75,64 @@ pub fn param_report(model: &McSfau) -> ParamReport {
 }
 
 impl ParamReport {
-    /// A fixed-width table in millions, with the paper's figure last.
+    /// A fixed-width table of exact counts (with thousands separators), the
+    /// totals also in millions, and the paper's figure last.
     pub fn table(&self) -> String {
-        let m = |n: i64| format!("{:>10.2}M", n as f64 / 1e6);
-        let mut s = format!("{:<14}{:>11}{:>11}{:>11}\n", "component", "trainable", "EMA", "total");
+        let mut s = format!("{:<14}{:>14}{:>14}{:>14}\n", "component", "trainable", "EMA", "total");
         for r in &self.components {
-            s += &format!("{:<14}{}{}{}\n", r.component, m(r.trainable), m(r.ema), m(r.trainable + r.ema));
+            s += &format!(
+                "{:<14}{:>14}{:>14}{:>14}\n",
+                r.component,
+                sep(r.trainable),
+                sep(r.ema),
+                sep(r.trainable + r.ema)
+            );
         }
-        s += &format!("{:<14}{}{}{}\n", "all", m(self.trainable), m(self.ema), m(self.total));
-        s += &format!("{:<14}{:>22}{}  (paper table 7)\n", "paper", "", m(self.paper));
+        s += &format!("{:<14}{:>14}{:>14}{:>14}\n", "all", sep(self.trainable), sep(self.ema), sep(self.total));
+        let m = |n: i64| format!("{:.2}M", n as f64 / 1e6);
+        s += &format!("{:<14}{:>14}{:>14}{:>14}\n", "all (M)", m(self.trainable), m(self.ema), m(self.total));
+        s += &format!("{:<14}{:>42}  (paper table 7)\n", "paper", m(self.paper));
         s
+    }
+}
+
+/// `1234567` -> `1,234,567`.
+fn sep(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(
+            (sep(0), sep(999), sep(1000), sep(23_508_032), sep(-1234)),
+            ("0".into(), "999".into(), "1,000".into(), "23,508,032".into(), "-1,234".into())
+        );
+    }
+
+    #[test]
+    fn tiny_report_adds_up_and_has_no_target_heads() {
+        let model = McSfau::new(&crate::config::ModelConfig::tiny(), tch::Device::Cpu).unwrap();
+        let r = param_report(&model);
+        let names: Vec<_> = r.components.iter().map(|c| c.component.as_str()).collect();
+        assert_eq!(names, ORDER);
+        assert_eq!(r.trainable, model.online().trainable_variables().iter().map(|t| t.numel() as i64).sum::<i64>());
+        assert!(r.components.iter().filter(|c| c.ema > 0).all(|c| c.ema == c.trainable));
+        assert_eq!(r.components.iter().filter(|c| c.ema > 0).count(), 2, "backbone and projector only");
     }
 }

@@ -24,6 +24,7 @@ parity tests against them.
 import argparse
 import json
 import os
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -54,9 +55,11 @@ CONFIG = {
         },
     },
     "mci": {"enabled": True, "hidden": 64, "dim": 32, "alpha": 0.05},
-    "autocast": False,
+    "bf16_autocast": False,
 }
 N_LANDMARKS = 49
+# nn.Transformer(batch_first=True) warns about its own inference fast path.
+warnings.filterwarnings("ignore", message="enable_nested_tensor")
 
 
 class ResNet(nn.Module):
