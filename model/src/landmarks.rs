@@ -49,11 +49,12 @@ pub fn to_grid(points: &Tensor, image_size: i64) -> Tensor {
 /// # Shapes
 /// `f`: `[B, C, H, W]`, `points`: `[B, N, 2]` -> `[B, N, C]`.
 pub fn sample_at(f: &Tensor, points: &Tensor, image_size: i64) -> Tensor {
-    let grid = to_grid(points, image_size).unsqueeze(1).to_kind(f.kind()); // [B, 1, N, 2]
-                                                                           // interpolation 0 = bilinear, padding 0 = zeros (torch's defaults).
-    f.grid_sampler(&grid, 0, 0, false) // [B, C, 1, N]
-        .squeeze_dim(2)
-        .transpose(1, 2) // [B, N, C]
+    // In f32 even under bf16 autocast: a bf16 grid would round a point to
+    // ~0.5 px at 256. Interpolation 0 = bilinear, padding 0 = zeros
+    // (torch's defaults).
+    let grid = to_grid(&points.to_kind(Kind::Float), image_size).unsqueeze(1); // [B, 1, N, 2]
+    let sampled = f.to_kind(Kind::Float).grid_sampler(&grid, 0, 0, false); // [B, C, 1, N]
+    sampled.squeeze_dim(2).transpose(1, 2) // [B, N, C]
 }
 
 /// The refiner head D, shared across steps and landmarks.
