@@ -7,6 +7,7 @@ use image::codecs::jpeg::JpegDecoder;
 use image::{ColorType, DynamicImage, ImageDecoder};
 use rayon::prelude::*;
 use schemas::NUM_LANDMARKS;
+use tch::{Device, Kind, Tensor};
 
 /// One row as read from a shard: what a batch needs, nothing else.
 #[derive(Debug, Clone)]
@@ -38,25 +39,50 @@ pub(crate) fn decode_into(jpeg: &[u8], side: u32, dst: &mut [u8]) -> Result<(), 
     Ok(())
 }
 
-/// A batch being filled on the host: HWC pixels, landmarks, ids.
+/// `t`'s memory as bytes, for decoding into it.
+///
+/// # Panics
+/// When `t` is not a contiguous uint8 CPU tensor of `len` bytes (a bug).
+fn bytes_mut(t: &mut Tensor, len: usize) -> &mut [u8] {
+    assert!(t.is_contiguous() && t.kind() == Kind::Uint8 && t.device() == Device::Cpu && t.numel() == len);
+    // SAFETY: `t` is a contiguous uint8 CPU tensor of `len` bytes (checked
+    // above), created by `HostBuffer::new` and never shared: no view of it
+    // exists until `finish` consumes the buffer, and the `&mut` borrow keeps
+    // this slice the only access for its lifetime.
+    unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut u8, len) }
+}
+
+/// A batch being filled on the host. The JPEGs decode straight into the
+/// memory of the image tensor (pinned when the target is CUDA), so a batch
+/// costs no copy between decoding and the device transfer.
 pub(crate) struct HostBuffer {
     side: usize,
-    /// `capacity * side * side * 3` bytes, rows `0..len` valid.
-    pub pixels: Vec<u8>,
+    capacity: usize,
+    pin: Option<Device>,
+    /// uint8 `[capacity, side, side, 3]`, contiguous; rows `0..len` valid.
+    pixels: Tensor,
     /// `len * 98` floats.
-    pub landmarks: Vec<f32>,
+    landmarks: Vec<f32>,
     /// `len` ids.
-    pub ids: Vec<String>,
+    ids: Vec<String>,
 }
 
 impl HostBuffer {
-    pub(crate) fn new(capacity: usize, side: usize) -> Self {
-        Self {
+    /// An empty batch of `capacity` `side x side` images, pinned for `pin`.
+    pub(crate) fn new(capacity: usize, side: usize, pin: Option<Device>) -> Result<Self, tch::TchError> {
+        let s = side as i64;
+        let mut pixels = Tensor::f_empty([capacity as i64, s, s, 3], (Kind::Uint8, Device::Cpu))?;
+        if let Some(d) = pin {
+            pixels = pixels.f_pin_memory(d)?;
+        }
+        Ok(Self {
             side,
-            pixels: vec![0; capacity * side * side * 3],
+            capacity,
+            pin,
+            pixels,
             landmarks: Vec::with_capacity(capacity * 2 * NUM_LANDMARKS),
             ids: Vec::with_capacity(capacity),
-        }
+        })
     }
 
     /// Rows filled so far.
@@ -70,21 +96,24 @@ impl HostBuffer {
         let stride = self.side * self.side * 3;
         let start = self.len();
         let side = self.side as u32;
-        let free = &mut self.pixels[start * stride..(start + rows.len()) * stride];
+        let pixels = bytes_mut(&mut self.pixels, self.capacity * stride);
         let results: Vec<Result<(), String>> = pool.install(|| {
-            free.par_chunks_mut(stride)
+            pixels[start * stride..(start + rows.len()) * stride]
+                .par_chunks_mut(stride)
                 .zip(rows.par_iter())
                 .map(|(dst, row)| decode_into(&row.image, side, dst))
                 .collect()
         });
+        let mut good = start;
         let mut failed = Vec::new();
         for (k, (row, res)) in rows.into_iter().zip(results).enumerate() {
             match res {
                 Ok(()) => {
-                    let (from, to) = ((start + k) * stride, self.len() * stride);
-                    if from != to {
-                        self.pixels.copy_within(from..from + stride, to);
+                    let from = (start + k) * stride;
+                    if from != good * stride {
+                        pixels.copy_within(from..from + stride, good * stride);
                     }
+                    good += 1;
                     self.landmarks.extend_from_slice(&row.landmarks);
                     self.ids.push(row.id);
                 }
@@ -92,6 +121,18 @@ impl HostBuffer {
             }
         }
         failed
+    }
+
+    /// The filled rows: images uint8 `[n, H, W, 3]` (a view of the pinned
+    /// buffer), landmarks float `[n, 49, 2]`, ids.
+    pub(crate) fn finish(self) -> Result<(Tensor, Tensor, Vec<String>), tch::TchError> {
+        let n = self.len() as i64;
+        let images = self.pixels.f_narrow(0, 0, n)?;
+        let mut landmarks = Tensor::f_from_slice(&self.landmarks)?.f_view([n, NUM_LANDMARKS as i64, 2])?;
+        if let Some(d) = self.pin {
+            landmarks = landmarks.f_pin_memory(d)?;
+        }
+        Ok((images, landmarks, self.ids))
     }
 }
 

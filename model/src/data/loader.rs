@@ -6,9 +6,9 @@
 //!    reads only `sample_id`, `image`, `landmarks`, drops rows outside the
 //!    id filter, and mixes rows in a seeded shuffle buffer;
 //! 2. a decoder thread fills each batch by decoding its JPEGs in parallel on a
-//!    rayon pool of `workers` threads (corrupt rows are skipped, logged,
-//!    counted, and replaced by the next rows so batches stay full), then pins
-//!    the host tensors when the target is CUDA;
+//!    rayon pool of `workers` threads straight into the batch tensor (pinned
+//!    memory when the target is CUDA); corrupt rows are skipped, logged,
+//!    counted, and replaced by the next rows so batches stay full;
 //! 3. the consumer ([`EpochIter`]) starts the non-blocking copy of the next
 //!    batch to the device before handing out the current one.
 //!
@@ -23,7 +23,6 @@ use std::time::Instant;
 
 use schemas::reader::Columns;
 use schemas::schema::col;
-use schemas::NUM_LANDMARKS;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -64,7 +63,9 @@ impl Default for LoaderConfig {
 /// One batch on the loader's device.
 #[derive(Debug)]
 pub struct Batch {
-    /// Images, uint8 RGB, `[B, 3, H, W]`, contiguous.
+    /// Images, uint8 RGB, shape `[B, 3, H, W]` in channels-last memory (the
+    /// decoded layout, which convolutions take as is; `.contiguous()` gives
+    /// NCHW memory).
     pub images: Tensor,
     /// 49 landmarks per image, float32 `[B, 49, 2]` (x, y) in crop pixels.
     pub landmarks: Tensor,
@@ -230,7 +231,13 @@ fn decode_epoch(ctx: &DecodeCtx, rx: Receiver<RawMsg>, tx: &SyncSender<OutMsg>) 
     let mut upstream_done = false;
     let mut index = 0;
     loop {
-        let mut buf = HostBuffer::new(b, side);
+        let mut buf = match HostBuffer::new(b, side, ctx.pin) {
+            Ok(buf) => buf,
+            Err(e) => {
+                let _ = tx.send(OutMsg::Failed(DataError::torch("allocating a host batch")(e)));
+                return;
+            }
+        };
         while buf.len() < b {
             while pending.len() < b - buf.len() && !upstream_done {
                 match rx.recv() {
@@ -265,32 +272,15 @@ fn decode_epoch(ctx: &DecodeCtx, rx: Receiver<RawMsg>, tx: &SyncSender<OutMsg>) 
         if index <= ctx.skip {
             continue;
         }
-        let msg = host_tensors(buf, side, ctx.pin).unwrap_or_else(OutMsg::Failed);
+        let msg = match buf.finish() {
+            Ok((images, landmarks, ids)) => OutMsg::Batch { images, landmarks, ids },
+            Err(e) => OutMsg::Failed(DataError::torch("assembling a host batch")(e)),
+        };
         let failed = matches!(msg, OutMsg::Failed(_));
         if tx.send(msg).is_err() || failed {
             return;
         }
     }
-}
-
-/// The filled buffer as host tensors (pinned for CUDA): images `[n, H, W, 3]`.
-fn host_tensors(buf: HostBuffer, side: usize, pin: Option<Device>) -> Result<OutMsg> {
-    let n = buf.len();
-    let s = side as i64;
-    let images = Tensor::f_from_slice(&buf.pixels[..n * side * side * 3])
-        .and_then(|t| t.f_view([n as i64, s, s, 3]))
-        .map_err(DataError::torch("building an image batch"))?;
-    let landmarks = Tensor::f_from_slice(&buf.landmarks)
-        .and_then(|t| t.f_view([n as i64, NUM_LANDMARKS as i64, 2]))
-        .map_err(DataError::torch("building a landmark batch"))?;
-    let (images, landmarks) = match pin {
-        None => (images, landmarks),
-        Some(d) => (
-            images.f_pin_memory(d).map_err(DataError::torch("pinning an image batch"))?,
-            landmarks.f_pin_memory(d).map_err(DataError::torch("pinning a landmark batch"))?,
-        ),
-    };
-    Ok(OutMsg::Batch { images, landmarks, ids: buf.ids })
 }
 
 /// The batches of one epoch. Dropping it stops the loader threads.
@@ -328,8 +318,7 @@ impl EpochIter {
         let images = images
             .f_to_device_(self.device, Kind::Uint8, non_blocking, false)
             .and_then(|t| t.f_permute([0, 3, 1, 2]))
-            .and_then(|t| t.f_contiguous())
-            .map_err(DataError::torch("moving an image batch to the device"))?; // [B, 3, H, W]
+            .map_err(DataError::torch("moving an image batch to the device"))?; // [B, 3, H, W], channels-last
         let landmarks = landmarks
             .f_to_device_(self.device, Kind::Float, non_blocking, false)
             .map_err(DataError::torch("moving a landmark batch to the device"))?; // [B, 49, 2]
