@@ -212,3 +212,19 @@ fn write_with_schema_version(path: &Path, version: &str) {
     w.write(&batch).unwrap();
     w.close().unwrap();
 }
+
+#[test]
+fn a_shard_damaged_after_validation_ends_the_epoch_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = shards(dir.path(), "a", "vox", 6, SIDE, &[]);
+    let loader = Loader::new(ShardSet::from_dir(dir.path()).unwrap(), cfg(2, true), Device::Cpu).unwrap();
+    // Zero the data pages, keep the footer: the set was valid when opened.
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let end = bytes.len() * 2 / 3;
+    bytes[4..end].iter_mut().for_each(|b| *b = 0);
+    std::fs::write(&files[0], bytes).unwrap();
+    let results: Vec<_> = loader.epoch(0).collect();
+    let err = results.iter().find_map(|r| r.as_ref().err()).expect("an error").to_string();
+    assert!(err.contains("a-00000.parquet"), "{err}");
+    assert!(results.last().unwrap().is_err(), "the error ends the epoch");
+}
