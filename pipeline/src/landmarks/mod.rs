@@ -9,6 +9,7 @@
 use crate::error::Result;
 
 pub mod dlib;
+pub mod fan;
 
 /// Points in the iBUG-68 scheme.
 pub const NUM_POINTS_68: usize = 68;
