@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use detector::{largest, DetectedFace, DetectorConfig, FaceDetector, HogDetector};
+pub use detector::{largest, DetectedFace, DetectorConfig, FaceDetector, HogDetector, MAX_UPSAMPLE};
 pub use predictor::ShapePredictor;
 
 use crate::error::{PipelineError, Result};
