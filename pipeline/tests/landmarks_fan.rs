@@ -123,11 +123,19 @@ fn full_2dfan4_checkpoints_convert_load_and_match_pytorch() {
     let from_pth = dir.join("from_pth.safetensors");
     let from_pth_default = dir.join("from_pth_default.safetensors");
     let s = |p: &Path| p.to_str().expect("utf-8 path").to_string();
-    let log = run_python(&[convert, &s(&dir.join("2DFAN4-random.zip")), &s(&from_zip)]);
-    assert!(log.contains("4 stacks") && log.contains("avg pooling"), "{log}");
-    // The reference model uses average pooling; a state dict cannot say so.
-    run_python(&[convert, &s(&dir.join("2DFAN4-random.pth.tar")), &s(&from_pth), "--pool", "avg"]);
-    run_python(&[convert, &s(&dir.join("2DFAN4-random.pth.tar")), &s(&from_pth_default)]);
+    // Converted files are reused until the converter or the checkpoints change.
+    let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+    let newest_input = [repo().join("scripts/convert_fan.py"), dir.join("full_io.safetensors")]
+        .iter()
+        .filter_map(|p| modified(p))
+        .max();
+    if [&from_zip, &from_pth, &from_pth_default].iter().any(|p| modified(p).is_none() || modified(p) < newest_input) {
+        let log = run_python(&[convert, &s(&dir.join("2DFAN4-random.zip")), &s(&from_zip)]);
+        assert!(log.contains("4 stacks") && log.contains("avg pooling"), "{log}");
+        // The reference model uses average pooling; a state dict cannot say so.
+        run_python(&[convert, &s(&dir.join("2DFAN4-random.pth.tar")), &s(&from_pth), "--pool", "avg"]);
+        run_python(&[convert, &s(&dir.join("2DFAN4-random.pth.tar")), &s(&from_pth_default)]);
+    }
     assert_eq!(read_config(&from_pth_default).expect("metadata").pool, Pool::Max);
 
     let io = tensors(&dir.join("full_io.safetensors"));
