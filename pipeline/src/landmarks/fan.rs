@@ -33,7 +33,7 @@ use crate::landmarks::{Face68, FrameRef, LandmarkBackend};
 /// activations per face in inference).
 pub const DEFAULT_BATCH: usize = 16;
 
-/// 2D-FAN on dlib HOG face boxes.
+/// 2D-FAN on dlib HOG face boxes. `Send`, not `Sync`.
 pub struct FanBackend {
     net: Fan,
     vs: nn::VarStore,
@@ -123,6 +123,16 @@ impl LandmarkBackend for FanBackend {
     }
 
     fn detect(&mut self, frames: &[FrameRef<'_>]) -> Result<Vec<Option<Face68>>> {
+        self.detect_frames(frames)
+    }
+}
+
+impl FanBackend {
+    /// [`LandmarkBackend::detect`] through a shared reference (dlib HOG boxes,
+    /// then the network on the frames that have a face). The backend is
+    /// `Send` but not `Sync` (tch tensors are not): drive it from one thread
+    /// and hand it whole batches.
+    pub fn detect_frames(&self, frames: &[FrameRef<'_>]) -> Result<Vec<Option<Face68>>> {
         let found = self.detector.detect_largest(frames)?;
         let (idx, boxes): (Vec<usize>, Vec<[f32; 4]>) =
             found.iter().enumerate().filter_map(|(i, f)| f.map(|f| (i, f.face_box))).unzip();
