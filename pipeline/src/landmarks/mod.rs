@@ -8,6 +8,9 @@
 
 use crate::error::Result;
 
+pub mod dlib;
+pub mod fan;
+
 /// Points in the iBUG-68 scheme.
 pub const NUM_POINTS_68: usize = 68;
 /// Points kept for MC-SFAU (SPEC.md, "49 points from 68").
