@@ -37,6 +37,10 @@ demo: build
 preprocess *args: build
     {{bin}} preprocess "$@"
 
+# Write a synthetic dataset tree; arguments pass through to `mcsfau synth`.
+synth *args: build
+    {{bin}} synth "$@"
+
 # Benchmarks (long; not part of `just test`). Figures go to docs/benchmarks.md.
 bench: build
     @echo "no benchmarks yet"

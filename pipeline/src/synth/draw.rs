@@ -185,7 +185,7 @@ pub fn render(
     background(&mut cv, backdrop, width, height);
     // Shoulders, neck, hair behind the head, ears.
     cv.fill(&ellipse([0.0, id.chin_y + 1.25], 1.9, 0.85), pal.shirt, 1.0);
-    let neck = [[-0.42, 0.6], [0.42, 0.6], [0.47, id.chin_y + 0.75], [-0.47, id.chin_y + 0.75]];
+    let neck = [[-0.38, 0.6], [0.38, 0.6], [0.44, id.chin_y + 0.75], [-0.44, id.chin_y + 0.75]];
     cv.fill(&neck, shade(pal.skin, 0.78), 1.0);
     let top = id.face_top;
     let back_hair = ellipse([0.0, (top + id.jaw_top()) / 2.0 + 0.05], 1.13, (id.jaw_top() - top) / 2.0 + 0.3);
