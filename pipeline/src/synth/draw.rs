@@ -220,7 +220,11 @@ pub fn render(
     details::draw(&mut cv, id, &pts, aus);
     fringe(&mut cv, id);
     lighting(&mut cv, look, width, height);
-    let rgb = cv.pix.pixels().iter().flat_map(|p| [p.red(), p.green(), p.blue()]).collect();
+    // The background is opaque, so premultiplied RGBA is plain RGBA.
+    let mut rgb = Vec::with_capacity((width * height * 3) as usize);
+    for px in cv.pix.data().chunks_exact(4) {
+        rgb.extend_from_slice(&px[..3]);
+    }
     Some(Rendered { width, height, rgb, points: pts.map(|p| look.pose.to_image(p)) })
 }
 
