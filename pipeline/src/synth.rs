@@ -8,7 +8,7 @@
 //! * [`face`]: identity parameters, the neutral iBUG-68 shape, head pose.
 //! * [`clip`]: per-clip head motion, lighting and AU activity.
 //! * [`au`]: AU deformations, each AU's region, smooth AU activity.
-//! * [`draw`] and [`details`]: the anti-aliased renderer (tiny-skia).
+//! * [`canvas`], [`draw`] and [`details`]: the anti-aliased renderer (tiny-skia).
 //! * [`encode`]: videos through the `ffmpeg` CLI, JPEGs, landmark sidecars.
 //! * [`layouts`]: the three dataset trees; [`preview`]: the contact sheet.
 //!
@@ -17,6 +17,7 @@
 //! and single-threaded.
 
 pub mod au;
+pub mod canvas;
 pub mod clip;
 pub mod details;
 pub mod draw;

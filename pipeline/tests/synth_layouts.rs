@@ -195,3 +195,55 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
         assert!(media_differs, "{layout}: seed 1 wrote the same files as seed 0");
     }
 }
+
+/// Peak signal-to-noise ratio of two RGB buffers, dB.
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let mse = a.iter().zip(b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2)).sum::<f64>() / a.len() as f64;
+    10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10()
+}
+
+#[test]
+fn decoded_media_show_the_drawn_frames() {
+    // The sidecar landmarks are only useful if the files show exactly the
+    // frames they were drawn on: decode every medium and compare it with a
+    // fresh rendering of the same plan.
+    use pipeline::synth::layouts::clip_plan;
+    for layout in [Layout::VoxCeleb2, Layout::Bp4d, Layout::Disfa] {
+        let cfg = SynthConfig { subjects: 1, seconds: 0.4, clips_per_video: 1, ..SynthConfig::default() };
+        let (_dir, s) = gen(layout, &cfg);
+        let c = &s.clips[0];
+        let plan = clip_plan(layout, &cfg, c);
+        assert_eq!(plan.aus, c.aus);
+        let mut decoded: Vec<Vec<u8>> = Vec::new();
+        if layout == Layout::Bp4d {
+            for n in &c.frame_numbers {
+                let name = std::fs::read_dir(&c.media)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .find(|p| p.file_stem().unwrap().to_str().unwrap().parse::<i64>().unwrap() == *n)
+                    .unwrap();
+                decoded.push(image::open(name).unwrap().to_rgb8().into_raw());
+            }
+        } else {
+            pipeline::video::decode_rgb(
+                &c.media,
+                |_, _| true,
+                |f| {
+                    decoded.push(f.data);
+                    Ok(())
+                },
+            )
+            .unwrap();
+        }
+        assert_eq!(decoded.len(), c.frame_numbers.len());
+        for (i, frame) in decoded.iter().enumerate() {
+            let drawn = plan.render(i).unwrap();
+            let db = psnr(&drawn.rgb, frame);
+            assert!(db > 30.0, "{layout} frame {i}: decoded differs from drawn ({db:.1} dB)");
+            // And a different frame of the clip is further away than the codec error.
+            if i > 0 {
+                assert!(psnr(&plan.render(0).unwrap().rgb, frame) < db, "{layout} frame {i} looks like frame 0");
+            }
+        }
+    }
+}

@@ -9,7 +9,7 @@
 //! Every mark lies inside its AU's [`super::au::region`].
 
 use super::au::{slot, AuIntensities};
-use super::draw::{ellipse, shade, spline, Canvas};
+use super::canvas::{ellipse, shade, spline, Canvas};
 use super::face::{Identity, P};
 use crate::landmarks::Points68;
 
