@@ -179,8 +179,18 @@ pub fn generate_with_progress(
     cfg: &SynthConfig,
     progress: &dyn Progress,
 ) -> Result<SynthSummary> {
-    if cfg.subjects == 0 || cfg.seconds <= 0.0 || cfg.frame_scale <= 0.0 {
-        return Err(PipelineError::Config("subjects, seconds and frame scale must be positive".into()));
+    if cfg.subjects == 0
+        || cfg.videos_per_subject == 0
+        || cfg.clips_per_video == 0
+        || !cfg.seconds.is_finite()
+        || cfg.seconds <= 0.0
+        || !cfg.frame_scale.is_finite()
+        || cfg.frame_scale <= 0.0
+    {
+        return Err(PipelineError::Config(format!(
+            "subjects ({}), videos ({}), clips ({}), seconds ({}) and frame scale ({}) must be positive",
+            cfg.subjects, cfg.videos_per_subject, cfg.clips_per_video, cfg.seconds, cfg.frame_scale
+        )));
     }
     std::fs::create_dir_all(out).map_err(|e| PipelineError::io(out, e))?;
     let summary = layouts::generate(layout, out, cfg, progress)?;

@@ -83,6 +83,8 @@ impl VideoEncoder {
             // ffmpeg died: its stderr says why.
             self.stdin = None;
             let out = self.child.wait_with_output_ref();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_file(&self.tmp);
             return Err(tool_err(&self.path, format!("{e}: {out}")));
         }
         Ok(())
