@@ -44,6 +44,37 @@ pub enum PipelineError {
         /// What went wrong, or what was expected.
         message: String,
     },
+    /// An external tool (the `ffmpeg` CLI) failed on a file.
+    #[error("{path}: {tool}: {message}")]
+    Tool {
+        /// The file being written or read.
+        path: PathBuf,
+        /// The tool.
+        tool: &'static str,
+        /// What went wrong (its stderr, or the spawn error).
+        message: String,
+    },
+    /// An image could not be encoded or decoded.
+    #[error("{path}: {message}")]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// The codec's message.
+        message: String,
+    },
+    /// A text file (CSV, label file) does not have the expected format.
+    #[error("{path}: line {line}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What was found and what was expected.
+        message: String,
+    },
+    /// Invalid settings (sizes, names) given by the caller.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// A shard could not be written or read.
     #[error(transparent)]
     Shard(#[from] schemas::SchemaError),

@@ -2,6 +2,7 @@
 //!
 //! * [`video`]: FFmpeg decoding (ffmpeg-next) to RGB frames.
 //! * [`landmarks`]: the landmark backend trait and the 68 -> 49 mapping.
+//! * [`synth`]: look-alike VoxCeleb2 / BP4D / DISFA trees with drawn faces.
 //!
 //! The pipeline never depends on the model crate; the two meet at
 //! [`schemas`] and at the shard files on disk.
@@ -9,6 +10,7 @@
 pub mod error;
 pub mod landmarks;
 pub mod progress;
+pub mod synth;
 pub mod video;
 
 pub use error::{PipelineError, Result};
