@@ -26,6 +26,28 @@ pub enum PipelineError {
         /// FFmpeg's message.
         message: String,
     },
+    /// A label file breaks its dataset's format.
+    #[error("{path}: line {line}: {message}")]
+    Label {
+        /// The label file.
+        path: PathBuf,
+        /// One-based line number.
+        line: usize,
+        /// What was found and what was expected.
+        message: String,
+    },
+    /// An input file or folder is missing or unusable (landmark sidecar,
+    /// frame image, `--root`, `--out`).
+    #[error("{path}: {message}")]
+    Input {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// A setting is invalid (a flag value, an environment variable).
+    #[error("{0}")]
+    Config(String),
     /// A shard could not be written or read.
     #[error(transparent)]
     Shard(#[from] schemas::SchemaError),

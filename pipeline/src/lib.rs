@@ -2,12 +2,14 @@
 //!
 //! * [`video`]: FFmpeg decoding (ffmpeg-next) to RGB frames.
 //! * [`landmarks`]: the landmark backend trait and the 68 -> 49 mapping.
+//! * [`preprocess`]: `mcsfau preprocess`, raw datasets to shards.
 //!
 //! The pipeline never depends on the model crate; the two meet at
 //! [`schemas`] and at the shard files on disk.
 
 pub mod error;
 pub mod landmarks;
+pub mod preprocess;
 pub mod progress;
 pub mod video;
 
