@@ -230,8 +230,8 @@ mod tests {
     fn display_matrix_rotation_matches_ffmpeg_convention() {
         let one = 1 << 16;
         assert_eq!(rotation_from_display_matrix(&matrix(one, 0, 0, one)), 0);
-        // What `-metadata:s:v rotate=90` writes: [0, 1, -1, 0] (FFmpeg's
-        // av_display_rotation_set(-90)); players turn the picture clockwise.
+        // av_display_rotation_set(-90): [0, 1, -1, 0], the CLI turns it 90
+        // degrees clockwise (pixels checked in tests/preprocess_decode.rs).
         assert_eq!(rotation_from_display_matrix(&matrix(0, one, -one, 0)), 90);
         assert_eq!(rotation_from_display_matrix(&matrix(-one, 0, 0, -one)), 180);
         assert_eq!(rotation_from_display_matrix(&matrix(0, -one, one, 0)), 270);

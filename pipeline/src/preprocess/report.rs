@@ -25,12 +25,21 @@ pub struct Failure {
 impl Failure {
     /// A failure of a whole file.
     pub fn file(file: &str, stage: &str, message: impl Into<String>) -> Self {
-        Self { file: file.into(), frame: None, stage: stage.into(), message: message.into() }
+        Self { file: file.into(), frame: None, stage: stage.into(), message: one_line(message.into()) }
     }
 
     /// A failure of one frame.
     pub fn frame(file: &str, frame: i64, stage: &str, message: impl Into<String>) -> Self {
-        Self { file: file.into(), frame: Some(frame), stage: stage.into(), message: message.into() }
+        Self { file: file.into(), frame: Some(frame), stage: stage.into(), message: one_line(message.into()) }
+    }
+}
+
+/// Library messages may span lines (decoder errors); table rows may not.
+fn one_line(s: String) -> String {
+    if s.contains(['\n', '\r']) {
+        s.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    } else {
+        s
     }
 }
 
@@ -140,12 +149,12 @@ mod tests {
     fn errors_csv_quotes_commas_and_quotes() {
         let f = vec![
             Failure::file("a.mp4", "decode", "open: Invalid data found, \"moov\" missing"),
-            Failure::frame("b.mp4", 7, "landmarks", "no face found"),
+            Failure::frame("b.mp4", 7, "landmarks", "no face found\n  (dlib)\n"),
         ];
         assert_eq!(
             errors_csv(&f),
             "file,frame,stage,message\na.mp4,,decode,\"open: Invalid data found, \"\"moov\"\" missing\"\n\
-             b.mp4,7,landmarks,no face found\n"
+             b.mp4,7,landmarks,no face found (dlib)\n"
         );
     }
 }
