@@ -48,6 +48,24 @@ pub enum PipelineError {
     /// A setting is invalid (a flag value, an environment variable).
     #[error("{0}")]
     Config(String),
+    /// A landmark model file is missing, unreadable or not what was expected.
+    #[error("{path}: {message}")]
+    LandmarkModel {
+        /// The model file.
+        path: PathBuf,
+        /// What is wrong with it, and how to fix it where we know.
+        message: String,
+    },
+    /// A landmark backend could not process a frame of a batch.
+    #[error("landmarks ({backend}), frame {frame} of the batch: {message}")]
+    Landmarks {
+        /// The backend's name.
+        backend: &'static str,
+        /// Index of the frame within the batch handed to the backend.
+        frame: usize,
+        /// What went wrong, or what was expected.
+        message: String,
+    },
     /// A shard could not be written or read.
     #[error(transparent)]
     Shard(#[from] schemas::SchemaError),

@@ -10,6 +10,8 @@ pub mod given;
 
 use crate::error::Result;
 
+pub mod dlib;
+
 /// Points in the iBUG-68 scheme.
 pub const NUM_POINTS_68: usize = 68;
 /// Points kept for MC-SFAU (SPEC.md, "49 points from 68").

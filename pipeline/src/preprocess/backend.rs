@@ -6,6 +6,7 @@ use std::str::FromStr;
 use std::sync::{Condvar, Mutex};
 
 use crate::error::{PipelineError, Result};
+use crate::landmarks::dlib::{DlibBackend, DlibConfig};
 use crate::landmarks::given::{GivenBackend, GivenKind};
 use crate::landmarks::LandmarkBackend;
 
@@ -60,10 +61,11 @@ pub fn create(spec: &LandmarkSpec, device: &str) -> Result<Box<dyn LandmarkBacke
     match spec {
         LandmarkSpec::Synthetic => Ok(Box::new(GivenBackend::new(GivenKind::Synthetic))),
         LandmarkSpec::Dataset => Ok(Box::new(GivenBackend::new(GivenKind::Dataset))),
-        LandmarkSpec::Dlib | LandmarkSpec::Fan { .. } => {
+        LandmarkSpec::Dlib => Ok(Box::new(DlibBackend::new(&DlibConfig::default())?)),
+        LandmarkSpec::Fan { .. } => {
             let _ = device;
             Err(PipelineError::Config(format!(
-                "the `{spec:?}` landmark backend is not built into this branch yet (use dataset or synthetic)"
+                "the `{spec:?}` landmark backend is not built into this branch yet (use dlib, dataset or synthetic)"
             )))
         }
     }
@@ -81,6 +83,18 @@ impl BackendPool {
     /// A pool of `n` backends for `spec` (one when the spec is shared).
     pub fn create(spec: &LandmarkSpec, device: &str, n: usize) -> Result<Self> {
         let n = if spec.shared(device) { 1 } else { n.max(1) };
+        if *spec == LandmarkSpec::Dlib {
+            // One shape predictor (~100 MB, ~1 s to load) shared by every
+            // worker; each worker gets its own HOG detectors.
+            let first = DlibBackend::new(&DlibConfig::default())?;
+            let predictor = first.predictor().clone();
+            let detector = DlibConfig::default().detector;
+            let mut backends: Vec<Box<dyn LandmarkBackend>> = vec![Box::new(first)];
+            for _ in 1..n {
+                backends.push(Box::new(DlibBackend::with_predictor(predictor.clone(), detector)));
+            }
+            return Ok(Self::new(backends));
+        }
         let backends = (0..n).map(|_| create(spec, device)).collect::<Result<Vec<_>>>()?;
         Ok(Self::new(backends))
     }
