@@ -3,6 +3,7 @@
 //! * [`sources`]: dataset layouts -> clips; [`labels`]: AU label files;
 //! * [`decode`]: which frames, decoded upright; [`align`]: template, warp, JPEG;
 //! * [`backend`]: the `--landmarks` choice; [`clip`]: one clip to rows;
+//! * [`contact`]: a contact sheet PNG of crops with landmarks;
 //! * [`run`]: the parallel run; [`resume`]: completion records;
 //!   [`partition`]: fan-out over N machines; [`report`]: errors and summary.
 //!
@@ -14,6 +15,7 @@
 pub mod align;
 pub mod backend;
 pub mod clip;
+pub mod contact;
 pub mod decode;
 pub mod labels;
 pub mod partition;
