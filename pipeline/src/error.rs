@@ -45,9 +45,6 @@ pub enum PipelineError {
         /// What is wrong and what was expected.
         message: String,
     },
-    /// A setting is invalid (a flag value, an environment variable).
-    #[error("{0}")]
-    Config(String),
     /// A landmark model file is missing, unreadable or not what was expected.
     #[error("{path}: {message}")]
     LandmarkModel {
@@ -66,6 +63,27 @@ pub enum PipelineError {
         /// What went wrong, or what was expected.
         message: String,
     },
+    /// An external tool (the `ffmpeg` CLI) failed on a file.
+    #[error("{path}: {tool}: {message}")]
+    Tool {
+        /// The file being written or read.
+        path: PathBuf,
+        /// The tool.
+        tool: &'static str,
+        /// What went wrong (its stderr, or the spawn error).
+        message: String,
+    },
+    /// An image could not be encoded or decoded.
+    #[error("{path}: {message}")]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// The codec's message.
+        message: String,
+    },
+    /// Invalid settings (sizes, names) given by the caller.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// A shard could not be written or read.
     #[error(transparent)]
     Shard(#[from] schemas::SchemaError),

@@ -2,6 +2,7 @@
 
 pub mod doctor;
 pub mod preprocess;
+pub mod synth;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,8 @@ pub enum Command {
     Doctor(doctor::Args),
     /// Raw VoxCeleb2/BP4D/DISFA -> aligned face crops in Parquet shards (resumable, fans out).
     Preprocess(Box<preprocess::Args>),
+    /// Write a miniature VoxCeleb2, BP4D or DISFA tree with drawn faces.
+    Synth(synth::Args),
 }
 
 /// Runs the chosen subcommand; `Ok` carries the exit code (a check that
@@ -38,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Doctor(args) => doctor::run(args),
         Command::Preprocess(args) => preprocess::run(*args),
+        Command::Synth(args) => synth::run(args),
     }
 }
 
