@@ -39,4 +39,5 @@ preprocess *args: build
 
 # Benchmarks (long; not part of `just test`). Figures go to docs/benchmarks.md.
 bench: build
-    @echo "no benchmarks yet"
+    cargo build --profile bench-fast --bin mcsfau
+    python scripts/bench_preprocess.py target/bench-fast/mcsfau

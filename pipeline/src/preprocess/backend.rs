@@ -83,6 +83,9 @@ impl BackendPool {
     /// A pool of `n` backends for `spec` (one when the spec is shared).
     pub fn create(spec: &LandmarkSpec, device: &str, n: usize) -> Result<Self> {
         let n = if spec.shared(device) { 1 } else { n.max(1) };
+        if device != "cpu" && !matches!(spec, LandmarkSpec::Fan { .. }) {
+            tracing::warn!(device, "only the fan backend uses --device; {spec:?} runs on the CPU");
+        }
         if *spec == LandmarkSpec::Dlib {
             // One shape predictor (~100 MB, ~1 s to load) shared by every
             // worker; each worker gets its own HOG detectors.
