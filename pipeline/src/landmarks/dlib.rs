@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use detector::{largest, DetectedFace, DetectorConfig, FaceDetector, HogDetector};
+pub use detector::{largest, DetectedFace, DetectorConfig, FaceDetector, HogDetector, MAX_UPSAMPLE};
 pub use predictor::ShapePredictor;
 
 use crate::error::{PipelineError, Result};
@@ -104,6 +104,14 @@ impl LandmarkBackend for DlibBackend {
     /// `score` is 1.0: dlib's shape predictor has no confidence (the HOG
     /// detector's SVM score is available through [`FaceDetector`]).
     fn detect(&mut self, frames: &[FrameRef<'_>]) -> Result<Vec<Option<Face68>>> {
+        self.detect_frames(frames)
+    }
+}
+
+impl DlibBackend {
+    /// [`LandmarkBackend::detect`] through a shared reference, for callers
+    /// that share one backend between threads (it is `Sync`).
+    pub fn detect_frames(&self, frames: &[FrameRef<'_>]) -> Result<Vec<Option<Face68>>> {
         let predictor = &self.predictor;
         self.detector.map_frames(frames, |det, frame, i| {
             let Some(face) = largest(&det.detect(frame, i)?) else {
@@ -164,6 +172,15 @@ mod tests {
         assert_eq!(det.detect_largest(&[ok, ok]).expect("runs"), vec![None, None]);
         let err = det.detect_largest(&[ok, bad]).expect_err("size mismatch");
         assert!(err.to_string().contains("frame 1"), "{err}");
+    }
+
+    #[test]
+    fn backends_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        fn movable<T: Send>() {}
+        shareable::<DlibBackend>();
+        // tch tensors are not `Sync`: one thread drives FAN (it batches).
+        movable::<crate::landmarks::fan::FanBackend>();
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod given;
 use crate::error::Result;
 
 pub mod dlib;
+pub mod fan;
 
 /// Points in the iBUG-68 scheme.
 pub const NUM_POINTS_68: usize = 68;

@@ -12,6 +12,9 @@ use super::ffi;
 use crate::error::{PipelineError, Result};
 use crate::landmarks::FrameRef;
 
+/// Most doublings [`DetectorConfig::upsample`] accepts (8x the frame side).
+pub const MAX_UPSAMPLE: u32 = 3;
+
 /// How the HOG detector runs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DetectorConfig {
@@ -60,8 +63,16 @@ pub struct HogDetector {
 unsafe impl Send for HogDetector {}
 
 impl HogDetector {
-    /// Builds a detector from dlib's built-in model (takes a few ms).
+    /// Builds a detector from dlib's built-in model (deserializing it takes
+    /// up to a second). `cfg.upsample` must be at most [`MAX_UPSAMPLE`].
     pub fn new(cfg: DetectorConfig) -> Result<Self> {
+        if cfg.upsample > MAX_UPSAMPLE {
+            return Err(PipelineError::Landmarks {
+                backend: "dlib",
+                frame: 0,
+                message: format!("upsample = {} (at most {MAX_UPSAMPLE} doublings)", cfg.upsample),
+            });
+        }
         let mut err = ffi::ErrBuf::new();
         let mut raw = std::ptr::null_mut();
         // SAFETY: `raw` and `err` are valid for writes of the given sizes.

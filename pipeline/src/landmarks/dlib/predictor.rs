@@ -57,6 +57,7 @@ impl ShapePredictor {
                 message: format!("shape predictor has {parts} parts, expected {NUM_POINTS_68}"),
             });
         }
+        tracing::info!(path = %predictor.path.display(), "dlib shape predictor loaded");
         Ok(predictor)
     }
 
