@@ -58,7 +58,13 @@ synth *args: build
 
 # Benchmarks (long; not part of `just test`). Figures go to docs/benchmarks.md.
 bench: build
-    @echo "no benchmarks yet"
+    just bench-preprocess
+    just bench-loader
+
+# Preprocess frames/s per core, stage by stage, against FFmpeg's decode-only rate.
+bench-preprocess:
+    cargo build --profile bench-fast --bin mcsfau
+    python scripts/bench_preprocess.py target/bench-fast/mcsfau
 
 # Loader images/s vs a PyTorch DataLoader + PIL, and the JPEG-decode limit (env: N, THREADS, EPOCHS, PROFILE).
 bench-loader:

@@ -26,6 +26,25 @@ pub enum PipelineError {
         /// FFmpeg's message.
         message: String,
     },
+    /// A label file breaks its dataset's format.
+    #[error("{path}: line {line}: {message}")]
+    Label {
+        /// The label file.
+        path: PathBuf,
+        /// One-based line number.
+        line: usize,
+        /// What was found and what was expected.
+        message: String,
+    },
+    /// An input file or folder is missing or unusable (landmark sidecar,
+    /// frame image, `--root`, `--out`).
+    #[error("{path}: {message}")]
+    Input {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong and what was expected.
+        message: String,
+    },
     /// A landmark model file is missing, unreadable or not what was expected.
     #[error("{path}: {message}")]
     LandmarkModel {

@@ -2,6 +2,7 @@
 //!
 //! * [`video`]: FFmpeg decoding (ffmpeg-next) to RGB frames.
 //! * [`landmarks`]: the landmark backend trait and the 68 -> 49 mapping.
+//! * [`preprocess`]: `mcsfau preprocess`, raw datasets to shards.
 //! * [`synth`]: look-alike VoxCeleb2 / BP4D / DISFA trees with drawn faces.
 //!
 //! The pipeline never depends on the model crate; the two meet at
@@ -9,6 +10,7 @@
 
 pub mod error;
 pub mod landmarks;
+pub mod preprocess;
 pub mod progress;
 pub mod synth;
 pub mod video;

@@ -2,6 +2,7 @@
 
 pub mod doctor;
 pub mod model;
+pub mod preprocess;
 pub mod synth;
 
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ pub enum Command {
     Doctor(doctor::Args),
     /// Inspect the MC-SFAU model: `mcsfau model summary --preset paper`.
     Model(model::Args),
+    /// Raw VoxCeleb2/BP4D/DISFA -> aligned face crops in Parquet shards (resumable, fans out).
+    Preprocess(Box<preprocess::Args>),
     /// Write a miniature VoxCeleb2, BP4D or DISFA tree with drawn faces.
     Synth(synth::Args),
 }
@@ -41,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Doctor(args) => doctor::run(args),
         Command::Model(args) => model::run(args),
+        Command::Preprocess(args) => preprocess::run(*args),
         Command::Synth(args) => synth::run(args),
     }
 }

@@ -6,6 +6,8 @@
 //! predictor), `dataset` (points the dataset ships), `synthetic` (the exact
 //! points of `mcsfau synth`'s drawing model, from its sidecar files).
 
+pub mod given;
+
 use crate::error::Result;
 
 pub mod dlib;
