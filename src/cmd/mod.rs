@@ -2,6 +2,7 @@
 
 pub mod doctor;
 pub mod model;
+pub mod pretrain;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,8 @@ pub enum Command {
     Doctor(doctor::Args),
     /// Inspect the MC-SFAU model: `mcsfau model summary --preset paper`.
     Model(model::Args),
+    /// Pretrain MC-SFAU on shards: `mcsfau pretrain --shards DIR --config tiny --out RUN`.
+    Pretrain(pretrain::Args),
 }
 
 /// Runs the chosen subcommand; `Ok` carries the exit code (a check that
@@ -38,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Doctor(args) => doctor::run(args),
         Command::Model(args) => model::run(args),
+        Command::Pretrain(args) => pretrain::run(args),
     }
 }
 
