@@ -80,7 +80,9 @@ pub fn save(model: &McSfau, path: &Path, step: i64) -> Result<()> {
     let side = sidecar(path);
     let tmp = tmp_name(&side);
     std::fs::write(&tmp, json).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, &side).map_err(io_err(&side))
+    std::fs::rename(&tmp, &side).map_err(io_err(&side))?;
+    tracing::info!(path = %path.display(), step, tensors = tensors.len(), "saved checkpoint");
+    Ok(())
 }
 
 /// Reads the sidecar of `path`.
@@ -123,6 +125,7 @@ pub fn load(path: &Path, device: Device) -> Result<(McSfau, CheckpointMeta)> {
     if let Some(extra) = file.keys().min() {
         return Err(bad(format!("{} tensors the model does not have, e.g. {extra}", file.len())));
     }
+    tracing::info!(path = %path.display(), step = meta.step, "loaded checkpoint");
     Ok((model, meta))
 }
 
