@@ -25,4 +25,4 @@ if cargo tree -p mcsfau-model -e normal --prefix none | grep -E '^(polars|ffmpeg
     exit 1
 fi
 echo "ok: libtorch libraries it needs (found on the GPU machine via LD_LIBRARY_PATH):"
-ldd "$bin" | grep -E 'torch|c10' | awk '{print "  " $1}'
+readelf -d "$bin" | awk '/NEEDED/ {print "  " $NF}' | tr -d '[]'
