@@ -69,3 +69,11 @@ bench-preprocess:
 # Loader images/s vs a PyTorch DataLoader + PIL, and the JPEG-decode limit (env: N, THREADS, EPOCHS, PROFILE).
 bench-loader:
     scripts/bench/loader.sh
+
+# Build the stripped GPU-machine binary target/gpu/mcsfau-train and check its size (< 64 MiB) and links (docs/gpu.md).
+gpu-bundle:
+    scripts/build-gpu-bundle.sh
+
+# On a GPU machine: CUDA facts, paper-preset steps on synthetic shards vs PyTorch eager (env: STEPS, BATCH, BF16, OUT).
+gpu-check:
+    scripts/gpu-check.sh

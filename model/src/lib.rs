@@ -14,6 +14,7 @@
 //! * [`summary`]: parameter counts per component.
 //! * [`runtime`]: what libtorch this process runs on (version, CUDA, threads).
 //! * [`data`]: shard sets, the streaming loader, on-device augmentation.
+//! * [`train`]: the pretraining loop, checkpoints and resume.
 //!
 //! The device is chosen once by the caller and reaches models only through
 //! the `VarStore`.
@@ -32,4 +33,5 @@ pub mod precision;
 pub mod reconstruction;
 pub mod runtime;
 pub mod summary;
+pub mod train;
 pub mod transformer;

@@ -4,6 +4,7 @@ pub mod doctor;
 pub mod model;
 pub mod preprocess;
 pub mod synth;
+pub mod pretrain;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,8 @@ pub enum Command {
     Preprocess(Box<preprocess::Args>),
     /// Write a miniature VoxCeleb2, BP4D or DISFA tree with drawn faces.
     Synth(synth::Args),
+    /// Pretrain MC-SFAU on shards: `mcsfau pretrain --shards DIR --config tiny --out RUN`.
+    Pretrain(pretrain::Args),
 }
 
 /// Runs the chosen subcommand; `Ok` carries the exit code (a check that
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Model(args) => model::run(args),
         Command::Preprocess(args) => preprocess::run(*args),
         Command::Synth(args) => synth::run(args),
+        Command::Pretrain(args) => pretrain::run(args),
     }
 }
 
