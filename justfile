@@ -37,6 +37,15 @@ demo: build
 preprocess *args: build
     {{bin}} preprocess "$@"
 
+# Rerun the PyTorch model reference (scripts/reference/model_reference.py) into a
+# temporary folder and check the Rust model against it (model/tests/parity.rs).
+model-reference:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+    python scripts/reference/model_reference.py --out "$tmp"
+    MCSFAU_PARITY_DIR="$tmp" cargo test --workspace --test parity
+
 # Benchmarks (long; not part of `just test`). Figures go to docs/benchmarks.md.
 bench: build
     @echo "no benchmarks yet"

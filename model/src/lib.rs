@@ -1,8 +1,33 @@
-//! The mcsfau model stage, on libtorch through tch.
+//! The mcsfau model stage, on libtorch through tch: MC-SFAU (paper section 3,
+//! SPEC.md 3) and its parts.
 //!
+//! * [`config`]: typed configuration, presets `paper` and `tiny`.
+//! * [`backbone`]: ResNet-50 with torchvision's variable names.
+//! * [`byol`]: MFDC, eq. 1-2 (heads, target stream, EMA, L_s).
+//! * [`landmarks`]: MFRR landmark refinement cascade, eq. 3 (L_d).
+//! * [`masking`]: MFRR landmark masks, eq. 4.
+//! * [`transformer`], [`reconstruction`]: MFRR reconstruction, eq. 5 (L_r).
+//! * [`interaction`]: MCI, eq. 6 (L_c).
+//! * [`mcsfau`]: the whole model and eq. 7.
+//! * [`precision`]: bf16 autocast on CUDA.
+//! * [`checkpoint`]: safetensors checkpoints and the torchvision export.
+//! * [`summary`]: parameter counts per component.
 //! * [`runtime`]: what libtorch this process runs on (version, CUDA, threads).
 //!
 //! The device is chosen once by the caller and reaches models only through
 //! the `VarStore`.
 
+pub mod backbone;
+pub mod byol;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod interaction;
+pub mod landmarks;
+pub mod masking;
+pub mod mcsfau;
+pub mod precision;
+pub mod reconstruction;
 pub mod runtime;
+pub mod summary;
+pub mod transformer;

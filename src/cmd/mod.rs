@@ -1,6 +1,7 @@
 //! One module per subcommand; [`Cli`] is the raw clap layer.
 
 pub mod doctor;
+pub mod model;
 
 use std::process::ExitCode;
 
@@ -27,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Check the installation: libtorch, CUDA, FFmpeg, threads.
     Doctor(doctor::Args),
+    /// Inspect the MC-SFAU model: `mcsfau model summary --preset paper`.
+    Model(model::Args),
 }
 
 /// Runs the chosen subcommand; `Ok` carries the exit code (a check that
@@ -34,6 +37,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Doctor(args) => doctor::run(args),
+        Command::Model(args) => model::run(args),
     }
 }
 

@@ -1,0 +1,191 @@
+//! Checkpoints: safetensors (no pickle) plus a sidecar JSON with the
+//! resolved config (SPEC.md 3; STYLE.md "resolved config in every
+//! checkpoint").
+//!
+//! * `<name>.safetensors`: every variable of the online store as
+//!   `online.<name>` and of the target store as `target.<name>` (f32 as
+//!   trained, BatchNorm running statistics included).
+//! * `<name>.json` beside it ([`sidecar`]): [`CheckpointMeta`] = format tag,
+//!   optimizer step, the resolved [`ModelConfig`].
+//! * [`export_backbone`]: the online backbone alone under torchvision's
+//!   names (`conv1.weight`, `layer1.0.bn1.running_var`, ...), plus the
+//!   `num_batches_tracked` counters torchvision's BatchNorm carries, so
+//!   `torchvision.models.resnet50().load_state_dict(sd, strict=False)`
+//!   misses only `fc.weight` and `fc.bias`.
+//!
+//! Files are written under a temporary name and renamed when complete.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::config::ModelConfig;
+use crate::error::{ModelError, Result};
+use crate::mcsfau::McSfau;
+
+/// The format tag in the sidecar.
+pub const FORMAT: &str = "mcsfau-checkpoint-v1";
+
+/// What the sidecar JSON holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Optimizer steps taken when saved.
+    pub step: i64,
+    /// The resolved model config.
+    pub config: ModelConfig,
+}
+
+/// The sidecar of a checkpoint: the same path with extension `json`.
+pub fn sidecar(path: &Path) -> PathBuf {
+    path.with_extension("json")
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
+    move |source| ModelError::Io { path: path.to_path_buf(), source }
+}
+
+fn tmp_name(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".tmp");
+    PathBuf::from(s)
+}
+
+fn write_tensors(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
+    let tmp = tmp_name(path);
+    Tensor::write_safetensors(tensors, &tmp)?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+fn on_cpu(vars: HashMap<String, Tensor>, prefix: &str) -> Vec<(String, Tensor)> {
+    let mut v: Vec<_> =
+        vars.into_iter().map(|(n, t)| (format!("{prefix}{n}"), t.detach().to_device(Device::Cpu))).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Saves both stores to `path` (`.safetensors`) and the sidecar JSON.
+pub fn save(model: &McSfau, path: &Path, step: i64) -> Result<()> {
+    let mut tensors = on_cpu(model.online().variables(), "online.");
+    tensors.extend(on_cpu(model.target().variables(), "target."));
+    write_tensors(&tensors, path)?;
+    let meta = CheckpointMeta { format: FORMAT.into(), step, config: model.config().clone() };
+    let json = serde_json::to_string_pretty(&meta).map_err(|e| ModelError::Checkpoint {
+        path: path.to_path_buf(),
+        reason: format!("cannot encode the config: {e}"),
+    })?;
+    let side = sidecar(path);
+    let tmp = tmp_name(&side);
+    std::fs::write(&tmp, json).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, &side).map_err(io_err(&side))?;
+    tracing::info!(path = %path.display(), step, tensors = tensors.len(), "saved checkpoint");
+    Ok(())
+}
+
+/// Reads the sidecar of `path`.
+pub fn read_meta(path: &Path) -> Result<CheckpointMeta> {
+    let side = sidecar(path);
+    let text = std::fs::read_to_string(&side).map_err(io_err(&side))?;
+    let meta: CheckpointMeta = serde_json::from_str(&text)
+        .map_err(|e| ModelError::Checkpoint { path: side.clone(), reason: format!("bad sidecar JSON: {e}") })?;
+    if meta.format != FORMAT {
+        return Err(ModelError::Checkpoint {
+            path: side,
+            reason: format!("format {:?}, expected {FORMAT:?}", meta.format),
+        });
+    }
+    Ok(meta)
+}
+
+/// Builds the model the sidecar describes on `device` and loads every
+/// variable; a missing, extra or mis-shaped tensor is an error.
+pub fn load(path: &Path, device: Device) -> Result<(McSfau, CheckpointMeta)> {
+    let meta = read_meta(path)?;
+    let model = McSfau::new(&meta.config, device)?;
+    let mut file: HashMap<String, Tensor> = Tensor::read_safetensors(path)?.into_iter().collect();
+    let bad = |reason: String| ModelError::Checkpoint { path: path.to_path_buf(), reason };
+    tch::no_grad(|| {
+        for (prefix, vars) in [("online.", model.online().variables()), ("target.", model.target().variables())] {
+            let mut vars: Vec<_> = vars.into_iter().collect();
+            vars.sort_by(|a, b| a.0.cmp(&b.0)); // the first mismatch by name, for a stable message
+            for (name, mut var) in vars {
+                let key = format!("{prefix}{name}");
+                let t = file.remove(&key).ok_or_else(|| bad(format!("tensor {key} missing")))?;
+                if t.size() != var.size() {
+                    return Err(bad(format!("tensor {key}: shape {:?}, model has {:?}", t.size(), var.size())));
+                }
+                var.copy_(&t);
+            }
+        }
+        Ok(())
+    })?;
+    if let Some(extra) = file.keys().min() {
+        return Err(bad(format!("{} tensors the model does not have, e.g. {extra}", file.len())));
+    }
+    tracing::info!(path = %path.display(), step = meta.step, "loaded checkpoint");
+    Ok((model, meta))
+}
+
+/// Writes the backbone variables of `store` (those named `backbone.*`, as in
+/// [`McSfau::online`]) under torchvision's `resnet50` names to `path`;
+/// `batches_tracked` fills each BatchNorm's `num_batches_tracked` (the
+/// training steps that updated the running statistics). Fails when the
+/// store has no backbone.
+pub fn export_backbone(store: &tch::nn::VarStore, path: &Path, batches_tracked: i64) -> Result<()> {
+    let mut tensors = Vec::new();
+    for (name, t) in on_cpu(store.variables(), "") {
+        let Some(tv) = name.strip_prefix("backbone.") else { continue };
+        if let Some(bn) = tv.strip_suffix(".running_mean") {
+            let count = Tensor::from_slice(&[batches_tracked]).reshape([] as [i64; 0]).to_kind(Kind::Int64);
+            tensors.push((format!("{bn}.num_batches_tracked"), count));
+        }
+        tensors.push((tv.to_string(), t));
+    }
+    if tensors.is_empty() {
+        return Err(ModelError::Checkpoint {
+            path: path.to_path_buf(),
+            reason: "no backbone.* variables to export".into(),
+        });
+    }
+    write_tensors(&tensors, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_then_load_restores_every_variable_and_the_config() {
+        tch::manual_seed(0);
+        let mut cfg = ModelConfig::tiny();
+        cfg.mfrr.gamma = 0.3;
+        let model = McSfau::new(&cfg, Device::Cpu).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ckpt.safetensors");
+        save(&model, &path, 7).unwrap();
+        assert!(sidecar(&path).exists());
+        let (back, meta) = load(&path, Device::Cpu).unwrap();
+        assert_eq!((meta.step, &meta.config), (7, &cfg));
+        for (store, other) in [(model.online(), back.online()), (model.target(), back.target())] {
+            let o = other.variables();
+            for (name, t) in store.variables() {
+                assert!(t.equal(&o[&name]), "{name} differs after the round trip");
+            }
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_shape_is_refused_with_the_tensor_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ckpt.safetensors");
+        save(&McSfau::new(&ModelConfig::tiny(), Device::Cpu).unwrap(), &path, 0).unwrap();
+        let mut meta = read_meta(&path).unwrap();
+        meta.config.mci.dim = 16;
+        std::fs::write(sidecar(&path), serde_json::to_string(&meta).unwrap()).unwrap();
+        let err = load(&path, Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("tensor online.mci.p_m.2.bias: shape [32]"), "{err}");
+    }
+}

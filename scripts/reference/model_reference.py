@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""PyTorch reference for the MC-SFAU model (SPEC.md section 3).
+
+Builds the `tiny` preset (dropout 0, so train mode is deterministic) from
+PyTorch's own modules -- torchvision's ``Bottleneck``, ``nn.Transformer``,
+``F.grid_sample``, ``F.kl_div`` -- with fixed seeds, runs one training-mode
+forward of eq. 7 and one EMA update (eq. 1), and writes inputs, weights and
+outputs for ``model/tests/parity.rs``:
+
+* ``model/tests/data/mcsfau_tiny.safetensors``: ``in.*`` (P, P1, P2, p_1,
+  noise, mask draws), ``online.*`` / ``target.*`` weights under the Rust
+  model's variable names, ``out.*`` (the losses, p_k, the mask, F_p in train
+  and eval mode), ``grad.*`` (d total / d a few parameters) and ``ema.*``
+  (the target parameters after one EMA update). The config is in the
+  metadata under ``config`` (JSON, the Rust ``ModelConfig`` layout).
+* ``model/tests/data/masks_paper.safetensors``: eq. 4 masks at the paper's
+  geometry (256 px, 8x8 cells, r = 40) for random points.
+
+Run from the repository root: ``.venv/bin/python scripts/reference/model_reference.py
+[--out DIR]``. ``just model-reference`` regenerates the files and runs the
+parity tests against them.
+"""
+
+import argparse
+import json
+import os
+import warnings
+
+import torch
+import torch.nn.functional as F
+from safetensors.numpy import save_file
+from torch import nn
+from torchvision.models.resnet import Bottleneck
+
+# The Rust `ModelConfig::tiny()` with transformer dropout 0.
+CONFIG = {
+    "image_size": 64,
+    "backbone": {"width": 4, "blocks": [1, 1, 1, 1]},
+    "mfdc": {"hidden": 64, "dim": 32, "tau": 0.99},
+    "mfrr": {
+        "enabled": True,
+        "k": 50,
+        "sigma_max": 1.0,
+        "refiner_hidden": 32,
+        "r": 10.0,
+        "gamma": 0.6,
+        "mask_mode": "per_sample",
+        "transformer": {
+            "d_model": 32,
+            "heads": 4,
+            "encoder_layers": 1,
+            "decoder_layers": 1,
+            "ff_dim": 64,
+            "dropout": 0.0,
+        },
+    },
+    "mci": {"enabled": True, "hidden": 64, "dim": 32, "alpha": 0.05},
+    "bf16_autocast": False,
+}
+N_LANDMARKS = 49
+# nn.Transformer(batch_first=True) warns about its own inference fast path.
+warnings.filterwarnings("ignore", message="enable_nested_tensor")
+
+
+class ResNet(nn.Module):
+    """torchvision's ResNet layout with a configurable base width, no fc."""
+
+    def __init__(self, width, blocks):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        c_in = width
+        for i, n in enumerate(blocks):
+            planes, stride = width << i, 1 if i == 0 else 2
+            layers = []
+            for b in range(n):
+                s = stride if b == 0 else 1
+                down = None
+                if s != 1 or c_in != planes * 4:
+                    down = nn.Sequential(nn.Conv2d(c_in, planes * 4, 1, s, bias=False), nn.BatchNorm2d(planes * 4))
+                layers.append(Bottleneck(c_in, planes, s, down))
+                c_in = planes * 4
+            setattr(self, f"layer{i + 1}", nn.Sequential(*layers))
+        self.channels = c_in
+
+    def forward(self, x):
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+def mlp(c_in, hidden, c_out):
+    return nn.Sequential(nn.Linear(c_in, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, c_out))
+
+
+class Refiner(nn.Module):
+    def __init__(self, c, hidden, image_size):
+        super().__init__()
+        self.fc1, self.fc2, self.image_size = nn.Linear(c + 2, hidden), nn.Linear(hidden, 2), image_size
+
+    def forward(self, f_p, points):  # [B,C,H,W], [B,N,2] px -> [B,N,2] px
+        grid = points * (2.0 / self.image_size) - 1.0
+        feats = F.grid_sample(f_p, grid.unsqueeze(1), mode="bilinear", padding_mode="zeros", align_corners=False)
+        feats = feats.squeeze(2).transpose(1, 2)
+        return self.fc2(F.relu(self.fc1(torch.cat([feats, grid], -1))))
+
+
+class Reconstructor(nn.Module):
+    def __init__(self, c, side, t):
+        super().__init__()
+        d = t["d_model"]
+        self.input_proj = nn.Linear(c, d)
+        self.row_embed = nn.Parameter(torch.randn(side, d) * 0.02)
+        self.col_embed = nn.Parameter(torch.randn(side, d) * 0.02)
+        self.transformer = nn.Transformer(
+            d, t["heads"], t["encoder_layers"], t["decoder_layers"], t["ff_dim"], t["dropout"], batch_first=True
+        )
+        self.output_proj = nn.Linear(d, c)
+
+    def forward(self, f_mask):  # [B,C,H,W] -> [B,C,H,W]
+        b, c, h, w = f_mask.shape
+        pos = (self.row_embed[:, None] + self.col_embed[None]).reshape(h * w, -1)
+        tokens = self.input_proj(f_mask.flatten(2).transpose(1, 2)) + pos
+        out = self.transformer(tokens, tokens)
+        return self.output_proj(out).transpose(1, 2).reshape(b, c, h, w)
+
+
+def head(c, hidden, dim):
+    return nn.Sequential(nn.Linear(c, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+
+
+class Online(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        w, m, d = cfg["backbone"]["width"], cfg["mfdc"], cfg["mfrr"]
+        self.backbone = ResNet(w, cfg["backbone"]["blocks"])
+        c = self.backbone.channels
+        self.projector = mlp(c, m["hidden"], m["dim"])
+        self.predictor = mlp(m["dim"], m["hidden"], m["dim"])
+        self.refiner = Refiner(c, d["refiner_hidden"], cfg["image_size"])
+        self.reconstructor = Reconstructor(c, cfg["image_size"] // 32, d["transformer"])
+        self.mci = nn.Module()
+        self.mci.p_m = head(c, cfg["mci"]["hidden"], cfg["mci"]["dim"])
+        self.mci.p_r = head(c, cfg["mci"]["hidden"], cfg["mci"]["dim"])
+
+
+class Target(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.backbone = ResNet(cfg["backbone"]["width"], cfg["backbone"]["blocks"])
+        m = cfg["mfdc"]
+        self.projector = mlp(self.backbone.channels, m["hidden"], m["dim"])
+
+
+def pool(f):
+    return f.mean(dim=(2, 3))
+
+
+def byol_loss(v, z):  # eq. 2, batch mean
+    return (2 - 2 * (F.normalize(v, dim=-1) * F.normalize(z, dim=-1)).sum(-1)).mean()
+
+
+def sigmas(k, sigma_max):
+    steps = k - 1
+    if steps <= 1:
+        return [sigma_max] * steps
+    return [sigma_max * (steps - 1 - j) / (steps - 1) for j in range(steps)]
+
+
+def landmark_mask(points, apply, image_size, side, r):  # eq. 4, [B,H,W] bool
+    centres = (torch.arange(side, dtype=torch.float32) + 0.5) * (image_size / side)
+    half = r / 2.0
+    in_x = (centres[None, None, :] - points[..., 0:1]).abs() <= half  # [B,N,W]
+    in_y = (centres[None, None, :] - points[..., 1:2]).abs() <= half  # [B,N,H]
+    inside = (in_y[..., :, None] & in_x[..., None, :]).any(dim=1)
+    return inside & apply[:, None, None]
+
+
+def losses(online, target, cfg, p, p1, p2, p_1, noise, apply):
+    """Eq. 7, as model/src/mcsfau.rs computes it (same order of forwards)."""
+    f_mac = online.backbone(p1)
+    f_mac2 = online.backbone(p2)
+    v1 = online.predictor(online.projector(pool(f_mac)))
+    v2 = online.predictor(online.projector(pool(f_mac2)))
+    with torch.no_grad():
+        z1 = target.projector(pool(target.backbone(p1)))
+        z2 = target.projector(pool(target.backbone(p2)))
+    l_s = 0.5 * (byol_loss(v1, z2) + byol_loss(v2, z1))
+
+    f_p = online.backbone(p)
+    m = cfg["mfrr"]
+    pts, l_d = p_1.detach(), torch.zeros(())
+    for j, sigma in enumerate(sigmas(m["k"], m["sigma_max"])):  # eq. 3
+        prev = pts.detach()
+        jittered = prev + noise[j] * sigma
+        pts = jittered + online.refiner(f_p, jittered)
+        l_d = l_d + F.mse_loss(pts, prev)
+    p_k = pts.detach()
+    mask = landmark_mask(p_k, apply, cfg["image_size"], cfg["image_size"] // 32, m["r"])
+    f_mask = f_p * (~mask).unsqueeze(1).float()
+    f_mic = online.reconstructor(f_mask)
+    l_r = F.mse_loss(f_mic, f_p.detach())  # eq. 5
+    c_mac, c_mic = online.mci.p_m(pool(f_mac)), online.mci.p_r(pool(f_mic))
+    l_c = F.kl_div(F.log_softmax(c_mac, -1), F.log_softmax(c_mic, -1), reduction="batchmean", log_target=True)
+    total = l_s + l_d + l_r + cfg["mci"]["alpha"] * l_c
+    return dict(l_s=l_s, l_d=l_d, l_r=l_r, l_c=l_c, total=total, refined=p_k, mask=mask, f_p=f_p)
+
+
+def weights(module, prefix):
+    return {f"{prefix}{k}": v.detach().clone() for k, v in module.state_dict().items() if "num_batches_tracked" not in k}
+
+
+GRAD_NAMES = [
+    "backbone.conv1.weight",
+    "backbone.layer4.0.conv3.weight",
+    "projector.0.weight",
+    "predictor.3.bias",
+    "refiner.fc1.weight",
+    "reconstructor.input_proj.weight",
+    "reconstructor.transformer.decoder.layers.0.multihead_attn.in_proj_weight",
+    "reconstructor.row_embed",
+    "mci.p_m.0.weight",
+    "mci.p_r.2.bias",
+]
+
+
+def tiny_reference():
+    cfg = CONFIG
+    torch.manual_seed(0)
+    online, target = Online(cfg), Target(cfg)
+    with torch.no_grad():  # the target differs from the online net, so the EMA test means something
+        for name, t in target.named_parameters():
+            t.copy_(online.get_parameter(name) + 0.05 * torch.randn_like(t))
+    online.train()
+    target.train()
+    b, s, k = 3, cfg["image_size"], cfg["mfrr"]["k"]
+    p, p1, p2 = (torch.randn(b, 3, s, s) for _ in range(3))
+    p_1 = torch.rand(b, N_LANDMARKS, 2) * (s - 8) + 4
+    noise = torch.randn(k - 1, b, N_LANDMARKS, 2)
+    apply = torch.tensor([True, False, True])
+    tensors = {"in.p": p, "in.p1": p1, "in.p2": p2, "in.landmarks": p_1, "in.noise": noise, "in.apply_mask": apply}
+    tensors |= weights(online, "online.") | weights(target, "target.")
+
+    out = losses(online, target, cfg, p, p1, p2, p_1, noise, apply)
+    out["total"].backward()
+    for name in GRAD_NAMES:
+        tensors[f"grad.{name}"] = online.get_parameter(name).grad.detach().clone()
+    for key in ["l_s", "l_d", "l_r", "l_c", "total", "refined", "mask", "f_p"]:
+        tensors[f"out.{key}"] = out[key].detach().clone()
+    online.eval()
+    with torch.no_grad():
+        tensors["out.f_p_eval"] = online.backbone(p)  # running statistics after the three forwards
+        tau = cfg["mfdc"]["tau"]
+        for name, t in target.named_parameters():  # eq. 1
+            t.mul_(tau).add_(online.get_parameter(name), alpha=1 - tau)
+            tensors[f"ema.{name}"] = t.detach().clone()
+    return tensors, {"config": json.dumps(cfg)}
+
+
+def paper_masks():
+    torch.manual_seed(1)
+    b = 4
+    points = torch.rand(b, N_LANDMARKS, 2) * 256.0
+    points[0, 0] = torch.tensor([68.0, 48.0])  # exactly on a square's edge: |68 - 48| = 20 = r/2
+    apply = torch.tensor([True, True, False, True])
+    mask = landmark_mask(points, apply, 256, 8, 40.0)
+    return {"points": points, "apply": apply, "mask": mask}
+
+
+def to_numpy(tensors):
+    # safetensors.numpy: safetensors.torch would need the `packaging` module.
+    return {k: v.detach().contiguous().numpy() for k, v in tensors.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="model/tests/data", help="output folder (default: %(default)s)")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    torch.set_num_threads(1)
+    tensors, meta = tiny_reference()
+    save_file(to_numpy(tensors), os.path.join(args.out, "mcsfau_tiny.safetensors"), meta)
+    save_file(to_numpy(paper_masks()), os.path.join(args.out, "masks_paper.safetensors"))
+    print(f"wrote {len(tensors)} tensors to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
