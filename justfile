@@ -49,3 +49,7 @@ model-reference:
 # Benchmarks (long; not part of `just test`). Figures go to docs/benchmarks.md.
 bench: build
     @echo "no benchmarks yet"
+
+# Loader images/s vs a PyTorch DataLoader + PIL, and the JPEG-decode limit (env: N, THREADS, EPOCHS, PROFILE).
+bench-loader:
+    scripts/bench/loader.sh

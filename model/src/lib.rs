@@ -13,6 +13,7 @@
 //! * [`checkpoint`]: safetensors checkpoints and the torchvision export.
 //! * [`summary`]: parameter counts per component.
 //! * [`runtime`]: what libtorch this process runs on (version, CUDA, threads).
+//! * [`data`]: shard sets, the streaming loader, on-device augmentation.
 //!
 //! The device is chosen once by the caller and reaches models only through
 //! the `VarStore`.
@@ -21,6 +22,7 @@ pub mod backbone;
 pub mod byol;
 pub mod checkpoint;
 pub mod config;
+pub mod data;
 pub mod error;
 pub mod interaction;
 pub mod landmarks;
