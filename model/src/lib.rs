@@ -12,6 +12,7 @@
 //! * [`precision`]: bf16 autocast on CUDA.
 //! * [`checkpoint`]: safetensors checkpoints and the torchvision export.
 //! * [`summary`]: parameter counts per component.
+//! * [`probe`]: the linear probe, per-AU F1, paired t-test (paper 4.1).
 //! * [`runtime`]: what libtorch this process runs on (version, CUDA, threads).
 //! * [`data`]: shard sets, the streaming loader, on-device augmentation.
 //!
@@ -29,6 +30,7 @@ pub mod landmarks;
 pub mod masking;
 pub mod mcsfau;
 pub mod precision;
+pub mod probe;
 pub mod reconstruction;
 pub mod runtime;
 pub mod summary;
