@@ -1,6 +1,8 @@
 //! One module per subcommand; [`Cli`] is the raw clap layer.
 
+pub mod audit;
 pub mod doctor;
+pub mod manifest;
 
 use std::process::ExitCode;
 
@@ -27,6 +29,10 @@ pub struct Cli {
 pub enum Command {
     /// Check the installation: libtorch, CUDA, FFmpeg, threads.
     Doctor(doctor::Args),
+    /// Subject splits and frame manifests (BP4D, DISFA): splits, build, verify.
+    Manifest(manifest::Args),
+    /// Check shards: counts, AU base rates, leakage, landmarks, JPEGs, labels.
+    Audit(audit::Args),
 }
 
 /// Runs the chosen subcommand; `Ok` carries the exit code (a check that
@@ -34,6 +40,8 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Doctor(args) => doctor::run(args),
+        Command::Manifest(args) => manifest::run(args),
+        Command::Audit(args) => audit::run(args),
     }
 }
 
