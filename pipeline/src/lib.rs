@@ -2,12 +2,18 @@
 //!
 //! * [`video`]: FFmpeg decoding (ffmpeg-next) to RGB frames.
 //! * [`landmarks`]: the landmark backend trait and the 68 -> 49 mapping.
+//! * [`manifest`]: subject splits and frame manifests (BP4D, DISFA).
+//! * [`audit`]: Polars checks over shards, with a Markdown/JSON/PNG report.
+//! * [`fixtures`]: small deterministic labeled shards for tests and demos.
 //!
 //! The pipeline never depends on the model crate; the two meet at
 //! [`schemas`] and at the shard files on disk.
 
+pub mod audit;
 pub mod error;
+pub mod fixtures;
 pub mod landmarks;
+pub mod manifest;
 pub mod progress;
 pub mod video;
 

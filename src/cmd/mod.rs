@@ -1,7 +1,9 @@
 //! One module per subcommand; [`Cli`] is the raw clap layer.
 
+pub mod audit;
 pub mod doctor;
 pub mod model;
+pub mod manifest;
 
 use std::process::ExitCode;
 
@@ -30,6 +32,10 @@ pub enum Command {
     Doctor(doctor::Args),
     /// Inspect the MC-SFAU model: `mcsfau model summary --preset paper`.
     Model(model::Args),
+    /// Subject splits and frame manifests (BP4D, DISFA): splits, build, verify.
+    Manifest(manifest::Args),
+    /// Check shards: counts, AU base rates, leakage, landmarks, JPEGs, labels.
+    Audit(audit::Args),
 }
 
 /// Runs the chosen subcommand; `Ok` carries the exit code (a check that
@@ -38,6 +44,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Doctor(args) => doctor::run(args),
         Command::Model(args) => model::run(args),
+        Command::Manifest(args) => manifest::run(args),
+        Command::Audit(args) => audit::run(args),
     }
 }
 
