@@ -1,9 +1,11 @@
 //! One module per subcommand; [`Cli`] is the raw clap layer.
 
 pub mod audit;
+pub mod compare;
 pub mod doctor;
-pub mod model;
 pub mod manifest;
+pub mod model;
+pub mod probe;
 
 use std::process::ExitCode;
 
@@ -36,6 +38,10 @@ pub enum Command {
     Manifest(manifest::Args),
     /// Check shards: counts, AU base rates, leakage, landmarks, JPEGs, labels.
     Audit(audit::Args),
+    /// Linear probe of a checkpoint on BP4D/DISFA: per-AU F1 next to the paper.
+    Probe(probe::Args),
+    /// Paired t-test over per-AU F1 of two probe reports.
+    Compare(compare::Args),
 }
 
 /// Runs the chosen subcommand; `Ok` carries the exit code (a check that
@@ -46,6 +52,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Model(args) => model::run(args),
         Command::Manifest(args) => manifest::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Probe(args) => probe::run(args),
+        Command::Compare(args) => compare::run(args),
     }
 }
 

@@ -94,6 +94,22 @@ pub fn shard_fingerprint(paths: &[PathBuf]) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// The shards of `dataset` under `dir` (recursively, sorted): shards of
+/// other datasets in the same tree are left out, so a folder holding BP4D
+/// and DISFA shards serves both probes.
+pub fn dataset_shards(dir: &Path, dataset: &str) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in schemas::list_shards(dir)? {
+        if schemas::ShardReader::open(&path)?.meta().dataset == dataset {
+            out.push(path);
+        }
+    }
+    if out.is_empty() {
+        return Err(ModelError::Probe(format!("no {dataset} shard under {}", dir.display())));
+    }
+    Ok(out)
+}
+
 /// The cache key of one split (see the module doc).
 pub fn cache_key(checkpoint_sha256: &str, shards: &str, split_hash: &str, split: &str, image_size: i64) -> String {
     let mut h = Sha256::new();
