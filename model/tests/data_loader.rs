@@ -212,3 +212,36 @@ fn write_with_schema_version(path: &Path, version: &str) {
     w.write(&batch).unwrap();
     w.close().unwrap();
 }
+
+#[test]
+fn a_shard_damaged_after_validation_ends_the_epoch_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = shards(dir.path(), "a", "vox", 6, SIDE, &[]);
+    let loader = Loader::new(ShardSet::from_dir(dir.path()).unwrap(), cfg(2, true), Device::Cpu).unwrap();
+    // Zero the data pages, keep the footer: the set was valid when opened.
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let end = bytes.len() * 2 / 3;
+    bytes[4..end].iter_mut().for_each(|b| *b = 0);
+    std::fs::write(&files[0], bytes).unwrap();
+    let results: Vec<_> = loader.epoch(0).collect();
+    let err = results.iter().find_map(|r| r.as_ref().err()).expect("an error").to_string();
+    assert!(err.contains("a-00000.parquet"), "{err}");
+    assert!(results.last().unwrap().is_err(), "the error ends the epoch");
+}
+
+#[test]
+fn loader_batches_feed_the_augmenter() {
+    use model::data::augment::ops::normalize;
+    use model::data::{AugmentConfig, Augmenter};
+    let dir = tempfile::tempdir().unwrap();
+    shards(dir.path(), "a", "vox", 4, SIDE, &[]);
+    let loader = Loader::new(ShardSet::from_dir(dir.path()).unwrap(), cfg(4, true), Device::Cpu).unwrap();
+    let batch = loader.epoch(0).next().unwrap().unwrap();
+    let v = Augmenter::new(AugmentConfig::default(), 0).unwrap().views(&batch.images, &batch.landmarks, 0).unwrap();
+    // P is the decoded batch, normalized; its landmarks are the batch's.
+    let x = batch.images.contiguous().to_kind(Kind::Float) / 255.0;
+    assert!((&v.p - normalize(&x)).abs().max().double_value(&[]) < 1e-6);
+    assert!(v.landmarks.equal(&batch.landmarks));
+    assert_eq!(v.p1.size(), [4, 3, SIDE as i64, SIDE as i64]);
+    assert_eq!(v.p2.size(), v.p1.size());
+}

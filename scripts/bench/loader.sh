@@ -8,14 +8,14 @@
 #
 # Environment: N (images, default 2048), THREADS (default "1 2"),
 # EPOCHS (default 2), PROFILE (cargo profile: dev (default) or release).
+# LIBTORCH is taken from the environment or .cargo/config.toml, as for any
+# build (a different value than the last build rebuilds torch-sys).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${N:-2048}
 THREADS=${THREADS:-"1 2"}
 EPOCHS=${EPOCHS:-2}
 PROFILE=${PROFILE:-dev}
-export LIBTORCH=${LIBTORCH:-$PWD/.venv/libtorch}
-[ -d "$LIBTORCH" ] || export LIBTORCH=/work/main/.venv/libtorch
 cargo build --profile "$PROFILE" --workspace --examples
 sub=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
 bin=target/$sub/examples/bench_loader

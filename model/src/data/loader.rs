@@ -203,7 +203,9 @@ impl Loader {
                 Err(_) => staged = Some(Err(DataError::LoaderStopped { thread: name })),
             }
         }
-        EpochIter { rx: Some(out_rx), staged, device: self.device, stats: self.stats.clone(), threads, done: false }
+        // A thread that could not start ends the epoch after its error.
+        let done = staged.is_some();
+        EpochIter { rx: Some(out_rx), staged, device: self.device, stats: self.stats.clone(), threads, done }
     }
 }
 
