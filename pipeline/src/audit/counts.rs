@@ -113,25 +113,36 @@ fn distribution(lf: LazyFrame, column: &str, query: &str) -> Result<Distribution
     })
 }
 
-/// Computes the counts of one shard group.
+/// Computes the counts of one shard group: one scan and one group-by down
+/// to clips; everything else is derived from that (much smaller) table.
 pub fn count_group(group: &Group, manifest: Option<&DataFrame>, out: &mut Counts) -> Result<()> {
-    let base =
-        with_split(group.scan()?.select([col(c::SAMPLE_ID), col(c::SUBJECT), col(c::VIDEO), col(c::CLIP)]), manifest)
-            .select([col("split"), col(c::SUBJECT), col(c::VIDEO), col(c::CLIP)])
-            .cache();
+    let keys = [col("split"), col(c::SUBJECT), col(c::VIDEO), col(c::CLIP)];
+    let scan = group.scan()?.select([col(c::SAMPLE_ID), col(c::SUBJECT), col(c::VIDEO), col(c::CLIP)]);
+    let per_clip = collect(
+        with_split(scan, manifest).group_by(keys).agg([len().cast(DataType::Int64).alias("frames")]),
+        "frames per clip",
+    )?
+    .lazy();
     let ds = &group.dataset;
 
+    let per_video = collect(
+        per_clip.clone().group_by([col("split"), col(c::SUBJECT), col(c::VIDEO)]).agg([col("frames").sum()]),
+        "frames per video",
+    )?;
     let df = collect(
-        base.clone()
-            .group_by([col(c::SUBJECT), col(c::VIDEO), col(c::CLIP), col("split")])
-            .agg([len().alias("frames")])
+        per_video
+            .clone()
+            .lazy()
+            .group_by([col("split"), col(c::SUBJECT)])
+            .agg([len().alias("videos"), col("frames").sum()])
             .group_by([col("split")])
-            .agg([
-                col(c::SUBJECT).n_unique().alias("subjects"),
-                (col(c::SUBJECT) + lit("/") + col(c::VIDEO)).n_unique().alias("videos"),
-                len().alias("clips"),
-                col("frames").sum().alias("frames"),
-            ])
+            .agg([len().alias("subjects"), col("videos").sum(), col("frames").sum()])
+            .join(
+                per_clip.clone().group_by([col("split")]).agg([len().alias("clips")]),
+                [col("split")],
+                [col("split")],
+                JoinArgs::new(JoinType::Left),
+            )
             .sort(["split"], Default::default()),
         "counts per split",
     )?;
@@ -149,9 +160,11 @@ pub fn count_group(group: &Group, manifest: Option<&DataFrame>, out: &mut Counts
     }
 
     let df = collect(
-        base.clone()
+        per_video
+            .clone()
+            .lazy()
             .group_by([col("split"), col(c::SUBJECT)])
-            .agg([len().alias("frames")])
+            .agg([col("frames").sum()])
             .sort(["split", c::SUBJECT], Default::default()),
         "frames per subject",
     )?;
@@ -165,9 +178,7 @@ pub fn count_group(group: &Group, manifest: Option<&DataFrame>, out: &mut Counts
         });
     }
 
-    let per_video =
-        base.clone().group_by([col("split"), col(c::SUBJECT), col(c::VIDEO)]).agg([len().alias("frames")]).cache();
-    let df = collect(per_video.clone().sort(["split", c::SUBJECT, c::VIDEO], Default::default()), "frames per video")?;
+    let df = collect(per_video.clone().lazy().sort(["split", c::SUBJECT, c::VIDEO], Default::default()), "per video")?;
     let (splits, subj, vids, frames) =
         (strs(&df, "split")?, strs(&df, c::SUBJECT)?, strs(&df, c::VIDEO)?, i64s(&df, "frames")?);
     for i in 0..vids.len() {
@@ -178,11 +189,10 @@ pub fn count_group(group: &Group, manifest: Option<&DataFrame>, out: &mut Counts
             frames: frames[i] as u64,
         });
     }
-    let per_clip = base.group_by([col(c::SUBJECT), col(c::VIDEO), col(c::CLIP)]).agg([len().alias("frames")]);
     out.clips.push(ClipStats {
         dataset: ds.clone(),
-        frames_per_clip: distribution(per_clip, "frames", "frames per clip")?,
-        frames_per_video: distribution(per_video, "frames", "frames per video distribution")?,
+        frames_per_clip: distribution(per_clip, "frames", "frames per clip distribution")?,
+        frames_per_video: distribution(per_video.lazy(), "frames", "frames per video distribution")?,
     });
     Ok(())
 }

@@ -88,9 +88,13 @@ pub fn base_rates(group: &Group, manifest: Option<&DataFrame>) -> Result<Vec<Bas
 
 /// Rows matching `bad`, as a count and up to `max` example sample ids.
 fn offenders(lf: LazyFrame, bad: Expr, extra: Expr, max: usize, query: &str) -> Result<(u64, Vec<String>)> {
-    let flagged = lf.filter(bad).select([col(c::SAMPLE_ID), extra.alias("detail")]).cache();
+    let flagged = lf.filter(bad);
     let n = one_i64(&collect(flagged.clone().select([len().cast(DataType::Int64).alias("n")]), query)?, "n")?;
-    let df = collect(flagged.sort([c::SAMPLE_ID], Default::default()).limit(max as u32), query)?;
+    if n == 0 {
+        return Ok((0, Vec::new()));
+    }
+    let examples = flagged.select([col(c::SAMPLE_ID), extra.alias("detail")]);
+    let df = collect(examples.sort([c::SAMPLE_ID], Default::default()).limit(max as u32), query)?;
     let ids = strs(&df, c::SAMPLE_ID)?;
     let detail = strs(&df, "detail")?;
     Ok((n as u64, ids.into_iter().zip(detail).map(|(i, d)| format!("{i} ({d})")).collect()))

@@ -127,6 +127,8 @@ pub struct AuditReport {
     pub landmarks: Vec<landmarks::LandmarkStats>,
     /// JPEG spot check.
     pub decode: decode::DecodeStats,
+    /// Wall time per phase in seconds, in run order.
+    pub timings: Vec<(String, f64)>,
 }
 
 impl AuditReport {
@@ -166,12 +168,20 @@ pub fn run(
             ));
         }
     }
+    let mut clock = std::time::Instant::now();
+    let mut lap = |report: &mut AuditReport, phase: String| {
+        report.timings.push((phase, clock.elapsed().as_secs_f64()));
+        clock = std::time::Instant::now();
+    };
     report.checks.push(integrity::duplicates(&groups, opts)?);
+    lap(&mut report, "duplicates".into());
     progress.start("audit: queries", groups.len() as u64);
     for g in &groups {
         tracing::info!(dataset = %g.dataset, files = g.files.len(), rows = g.rows, "auditing");
+        let ds = &g.dataset;
         let manifest = scan::manifest_frame(manifests, &g.dataset)?;
         counts::count_group(g, manifest.as_ref(), &mut report.counts)?;
+        lap(&mut report, format!("counts/{ds}"));
         match &manifest {
             Some(m) => report.checks.extend(integrity::manifest_checks(g, m, opts)?),
             None => report.checks.push(Check::skipped(
@@ -179,14 +189,17 @@ pub fn run(
                 "no manifest for this dataset: no splits to compare",
             )),
         }
+        lap(&mut report, format!("manifest checks/{ds}"));
         if g.has(&[c::AU_OCCURRENCE]) && !g.au_numbers.is_empty() {
             report.base_rates.extend(labels::base_rates(g, manifest.as_ref())?);
             report.checks.extend(labels::label_checks(g, opts)?);
+            lap(&mut report, format!("labels/{ds}"));
         }
         if g.has(&[c::LANDMARKS, c::CROP_SIZE, c::LANDMARK_SCORE]) {
             let (stats, checks) = landmarks::landmark_checks(g, opts)?;
             report.landmarks.push(stats);
             report.checks.extend(checks);
+            lap(&mut report, format!("landmarks/{ds}"));
         } else {
             report.checks.push(Check::skipped(&format!("landmarks/{}", g.dataset), "no landmark columns"));
         }
@@ -196,5 +209,6 @@ pub fn run(
     let (decode, check) = decode::spot_check(&groups, opts, progress)?;
     report.decode = decode;
     report.checks.push(check);
+    lap(&mut report, "jpeg spot check".into());
     Ok(report)
 }
