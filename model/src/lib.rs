@@ -15,6 +15,7 @@
 //! * [`probe`]: the linear probe, per-AU F1, paired t-test (paper 4.1).
 //! * [`runtime`]: what libtorch this process runs on (version, CUDA, threads).
 //! * [`data`]: shard sets, the streaming loader, on-device augmentation.
+//! * [`train`]: the pretraining loop, checkpoints and resume.
 //!
 //! The device is chosen once by the caller and reaches models only through
 //! the `VarStore`.
@@ -34,4 +35,5 @@ pub mod probe;
 pub mod reconstruction;
 pub mod runtime;
 pub mod summary;
+pub mod train;
 pub mod transformer;

@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod manifest;
 pub mod model;
 pub mod probe;
+pub mod pretrain;
 
 use std::process::ExitCode;
 
@@ -42,6 +43,8 @@ pub enum Command {
     Probe(probe::Args),
     /// Paired t-test over per-AU F1 of two probe reports.
     Compare(compare::Args),
+    /// Pretrain MC-SFAU on shards: `mcsfau pretrain --shards DIR --config tiny --out RUN`.
+    Pretrain(pretrain::Args),
 }
 
 /// Runs the chosen subcommand; `Ok` carries the exit code (a check that
@@ -54,6 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(args),
         Command::Probe(args) => probe::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Pretrain(args) => pretrain::run(args),
     }
 }
 

@@ -1,0 +1,131 @@
+//! `RUN/log.jsonl`: one JSON record per logged step, and the progress
+//! callback the loop reports to (the binary draws a bar; the library never
+//! prints).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{Result, TrainError};
+use super::step::LossValues;
+
+/// One line of `log.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// Optimizer step, 1-based.
+    pub step: u64,
+    /// Epoch of the batch, 0-based.
+    pub epoch: u64,
+    /// The loss terms of this step.
+    #[serde(flatten)]
+    pub losses: LossValues,
+    /// Learning rate used by this step.
+    pub lr: f64,
+    /// Images per second since the previous record (wall time).
+    pub images_per_s: f64,
+    /// Fraction of wall time since the previous record spent waiting for
+    /// the loader, 0 to 1.
+    pub data_wait: f64,
+    /// Seconds since this process started training.
+    pub elapsed_s: f64,
+}
+
+/// What the loop tells its caller as it goes. Every method has a no-op
+/// default.
+pub trait TrainProgress: Sync {
+    /// Training starts (or resumes) at `done` of `total` steps.
+    fn start(&self, _total: u64, _done: u64) {}
+    /// A step finished.
+    fn step(&self, _step: u64, _losses: &LossValues) {}
+    /// A status line (checkpoint written, resumed from, ...).
+    fn message(&self, _msg: &str) {}
+    /// Training ended (finished or stopped).
+    fn finish(&self) {}
+}
+
+/// Reports nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl TrainProgress for NoProgress {}
+
+/// Appends records to `log.jsonl`.
+#[derive(Debug)]
+pub struct LogWriter {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl LogWriter {
+    /// Opens `path` for appending, after dropping every record past
+    /// `keep_until` (the steps a killed run logged after its last
+    /// checkpoint are replayed by the resumed run).
+    pub fn open(path: &Path, keep_until: u64) -> Result<Self> {
+        let kept: Vec<LogRecord> = read_log(path)?.into_iter().filter(|r| r.step <= keep_until).collect();
+        let mut text = String::new();
+        for r in &kept {
+            text.push_str(&to_line(path, r)?);
+        }
+        std::fs::write(path, text).map_err(TrainError::io(path))?;
+        let file = std::fs::OpenOptions::new().append(true).open(path).map_err(TrainError::io(path))?;
+        Ok(Self { path: path.to_path_buf(), file })
+    }
+
+    /// Appends one record and flushes it.
+    pub fn write(&mut self, r: &LogRecord) -> Result<()> {
+        let line = to_line(&self.path, r)?;
+        self.file.write_all(line.as_bytes()).and_then(|_| self.file.flush()).map_err(TrainError::io(&self.path))
+    }
+}
+
+fn to_line(path: &Path, r: &LogRecord) -> Result<String> {
+    let mut s = serde_json::to_string(r)
+        .map_err(|e| TrainError::Io { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
+    s.push('\n');
+    Ok(s)
+}
+
+/// The records of a `log.jsonl` (none if the file does not exist); a line
+/// that does not parse (a killed run's partial last line) is skipped.
+pub fn read_log(path: &Path) -> Result<Vec<LogRecord>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(r) => out.push(r),
+            Err(e) => tracing::warn!(file = %path.display(), line = i + 1, "skipping a log line: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(step: u64) -> LogRecord {
+        let losses = LossValues { l_s: 1.0, l_d: 2.0, l_r: 0.5, l_c: 0.25, total: 3.5125 };
+        LogRecord { step, epoch: 0, losses, lr: 0.1, images_per_s: 10.0, data_wait: 0.1, elapsed_s: 1.0 }
+    }
+
+    #[test]
+    fn reopening_drops_records_past_the_checkpoint_and_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log.jsonl");
+        let mut w = LogWriter::open(&p, 0).unwrap();
+        for s in 1..=5 {
+            w.write(&rec(s)).unwrap();
+        }
+        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"{\"step\": 6, \"ep").unwrap();
+        let line = std::fs::read_to_string(&p).unwrap();
+        assert!(line.starts_with(r#"{"step":1,"epoch":0,"l_s":1.0,"l_d":2.0"#), "{line}");
+        let mut w = LogWriter::open(&p, 3).unwrap();
+        w.write(&rec(4)).unwrap();
+        let steps: Vec<u64> = read_log(&p).unwrap().iter().map(|r| r.step).collect();
+        assert_eq!(steps, vec![1, 2, 3, 4]);
+    }
+}

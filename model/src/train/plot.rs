@@ -1,0 +1,86 @@
+//! `RUN/losses.png`: one panel per term (L_s, L_d, L_r, L_c, L_total) and
+//! the learning rate, against the step, drawn with plotters' bitmap backend.
+//!
+//! Text needs a TrueType font (plotters' `ab_glyph` feature, as the audit
+//! plots): `$MCSFAU_FONT`, else DejaVu Sans from Debian's
+//! `fonts-dejavu-core`. Without one (the GPU machines) the panels are drawn
+//! without titles and tick labels, and a warning says so.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
+
+use super::error::{Result, TrainError};
+use super::log::LogRecord;
+
+/// Font files tried after `$MCSFAU_FONT`.
+pub const FONT_CANDIDATES: [&str; 3] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+];
+
+fn have_font() -> bool {
+    static FONT: OnceLock<bool> = OnceLock::new();
+    *FONT.get_or_init(|| {
+        let env = std::env::var("MCSFAU_FONT").ok();
+        for path in env.iter().map(String::as_str).chain(FONT_CANDIDATES) {
+            if let Ok(bytes) = std::fs::read(path) {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                if register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                    return true;
+                }
+            }
+        }
+        tracing::warn!("no TrueType font found (set MCSFAU_FONT): loss plots are drawn without text");
+        false
+    })
+}
+
+type Series = (&'static str, fn(&LogRecord) -> f64, RGBColor);
+
+const SERIES: [Series; 6] = [
+    ("L_s", |r| r.losses.l_s, RGBColor(31, 119, 180)),
+    ("L_d", |r| r.losses.l_d, RGBColor(255, 127, 14)),
+    ("L_r", |r| r.losses.l_r, RGBColor(44, 160, 44)),
+    ("L_c", |r| r.losses.l_c, RGBColor(214, 39, 40)),
+    ("L_total", |r| r.losses.total, RGBColor(0, 0, 0)),
+    ("lr", |r| r.lr, RGBColor(148, 103, 189)),
+];
+
+/// Draws the curves of `records` to `path` (PNG, 1200x800).
+pub fn draw_losses(records: &[LogRecord], path: &Path) -> Result<()> {
+    let err = |e: &dyn std::fmt::Debug| TrainError::Plot { path: path.to_path_buf(), message: format!("{e:?}") };
+    let text = have_font();
+    let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let (x0, x1) = match (records.first(), records.last()) {
+        (Some(a), Some(b)) => (a.step as f64, (b.step as f64).max(a.step as f64 + 1.0)),
+        _ => (0.0, 1.0),
+    };
+    for (area, (name, get, color)) in root.split_evenly((2, 3)).iter().zip(SERIES) {
+        let ys: Vec<f64> = records.iter().map(get).filter(|v| v.is_finite()).collect();
+        let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = if lo.is_finite() { (lo, if hi > lo { hi } else { lo + 1e-9 }) } else { (0.0, 1.0) };
+        let pad = (hi - lo) * 0.05;
+        let mut builder = ChartBuilder::on(area);
+        builder.margin(12);
+        if text {
+            builder.caption(name, ("sans-serif", 20)).x_label_area_size(30).y_label_area_size(60);
+        }
+        let mut chart = builder.build_cartesian_2d(x0..x1, (lo - pad)..(hi + pad)).map_err(|e| err(&e))?;
+        let mut mesh = chart.configure_mesh();
+        if text {
+            mesh.x_desc("step").y_label_formatter(&|v| format!("{v:.3e}"));
+        } else {
+            mesh.disable_x_mesh().disable_y_mesh().x_labels(0).y_labels(0);
+        }
+        mesh.draw().map_err(|e| err(&e))?;
+        let points = records.iter().map(|r| (r.step as f64, get(r))).filter(|(_, v)| v.is_finite());
+        chart.draw_series(LineSeries::new(points, color.stroke_width(2))).map_err(|e| err(&e))?;
+    }
+    root.present().map_err(|e| err(&e))
+}

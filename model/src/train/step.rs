@@ -1,0 +1,117 @@
+//! One pretraining step (paper section 3.4), top to bottom: views of the
+//! loader batch, the step's random draws, the four losses of eq. 7, the
+//! non-finite guard, backward, the SGD update, the EMA update of eq. 1.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{Result, TrainError};
+use super::sgd::Sgd;
+use crate::config::ModelConfig;
+use crate::data::{self, Augmenter};
+use crate::mcsfau::{Batch, Draws, McSfau};
+
+/// The terms of eq. 7 of one step, as numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LossValues {
+    /// L_s (MFDC, eq. 2).
+    pub l_s: f64,
+    /// L_d (landmark refinement, eq. 3).
+    pub l_d: f64,
+    /// L_r (reconstruction, eq. 5).
+    pub l_r: f64,
+    /// L_c (MCI, eq. 6), unweighted.
+    pub l_c: f64,
+    /// L_total = L_s + L_d + L_r + alpha L_c (eq. 7).
+    pub total: f64,
+}
+
+impl LossValues {
+    /// `(name, value)` of every term, in eq. 7 order, total last.
+    pub fn named(&self) -> [(&'static str, f64); 5] {
+        [("l_s", self.l_s), ("l_d", self.l_d), ("l_r", self.l_r), ("l_c", self.l_c), ("total", self.total)]
+    }
+
+    /// The first term that is NaN or infinite.
+    pub fn first_non_finite(&self) -> Option<(&'static str, f64)> {
+        self.named().into_iter().find(|(_, v)| !v.is_finite())
+    }
+}
+
+/// What a step works with: the model, its optimizer, the view sampler.
+#[derive(Debug)]
+pub struct Trainer {
+    /// Online and target networks.
+    pub model: McSfau,
+    /// SGD over the online store.
+    pub opt: Sgd,
+    /// Draws P1 and P2.
+    pub augmenter: Augmenter,
+    /// Seed of the per-step libtorch generator and the augmentation.
+    pub seed: u64,
+    /// Step (1-based) at which L_r is made NaN, for testing the guard.
+    pub nan_at_step: Option<u64>,
+}
+
+/// The libtorch seed of `step`: a pure function of `(seed, step)` (a
+/// SplitMix64 round), so a resumed run re-creates the generator state
+/// without saving libtorch's internal state.
+pub fn step_seed(seed: u64, step: u64) -> i64 {
+    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 1) as i64
+}
+
+/// Step `step` (1-based) on `batch` at learning rate `lr`. A NaN or
+/// infinite term returns [`TrainError::NonFinite`] before any weight moves.
+pub fn train_step(t: &mut Trainer, batch: &data::Batch, step: u64, lr: f64) -> Result<LossValues> {
+    // Every random draw of this step comes from (seed, step).
+    tch::manual_seed(step_seed(t.seed, step));
+    // P, P1, P2 and P's landmarks, on the device.
+    let views = t.augmenter.views(&batch.images, &batch.landmarks, step)?;
+    let cfg: &ModelConfig = t.model.config();
+    let draws = Draws::sample(cfg, batch.len() as i64, t.model.device()); // cascade jitter, mask decisions
+    let inputs = Batch { p: &views.p, p1: &views.p1, p2: &views.p2, landmarks: &views.landmarks };
+    // Eq. 7: L_total = L_s + L_d + L_r + alpha L_c.
+    let mut losses = t.model.losses(&inputs, &draws, true)?;
+    if t.nan_at_step == Some(step) {
+        losses.l_r = &losses.l_r * f64::NAN;
+        losses.total = &losses.total + &losses.l_r;
+    }
+    let [l_s, l_d, l_r, l_c, total] = losses.values();
+    let values = LossValues { l_s, l_d, l_r, l_c, total };
+    if let Some((term, value)) = values.first_non_finite() {
+        return Err(TrainError::NonFinite { term, step, value, last_checkpoint: String::new() });
+    }
+    // Backward through the online store, SGD, then the target's EMA (eq. 1).
+    t.opt.zero_grad();
+    losses.total.backward();
+    t.opt.step(lr);
+    t.model.ema_update()?;
+    Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_seeds_differ_by_step_and_seed_and_are_non_negative() {
+        let a: Vec<i64> = (0..100).map(|s| step_seed(0, s)).collect();
+        let mut u = a.clone();
+        u.sort();
+        u.dedup();
+        assert_eq!(u.len(), 100);
+        assert!(a.iter().all(|&s| s >= 0));
+        assert_ne!(step_seed(1, 5), step_seed(0, 5));
+        assert_eq!(step_seed(1, 5), step_seed(1, 5));
+    }
+
+    #[test]
+    fn the_first_non_finite_term_is_named() {
+        let v = LossValues { l_s: 1.0, l_d: f64::INFINITY, l_r: f64::NAN, l_c: 0.0, total: f64::NAN };
+        assert_eq!(v.first_non_finite().map(|(n, _)| n), Some("l_d"));
+        let ok = LossValues { l_d: 2.0, l_r: 0.5, total: 3.5, ..v };
+        assert!(ok.first_non_finite().is_none());
+    }
+}

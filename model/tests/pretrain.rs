@@ -1,0 +1,59 @@
+//! The pretraining loop on synthetic shards with the tiny preset: the total
+//! loss falls, every term stays finite, the run's outputs load.
+
+use model::train::{pretrain, synth, NoProgress, PretrainConfig, RunOptions};
+use tch::Device;
+
+fn options(shards: &std::path::Path, out: &std::path::Path) -> RunOptions {
+    RunOptions {
+        shards: shards.to_path_buf(),
+        manifest: None,
+        split: None,
+        out: out.to_path_buf(),
+        resume: false,
+        device: Device::Cpu,
+    }
+}
+
+#[test]
+fn total_loss_falls_over_50_steps_and_the_outputs_load() {
+    // One libtorch thread: on a loaded 2-core machine more threads only spin.
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let shards = dir.path().join("shards");
+    synth::write_shards(&shards, 8, 64, 8, 1).unwrap();
+    let mut cfg = PretrainConfig::tiny();
+    // A 4-step cascade instead of 50 keeps the test fast; same code path.
+    cfg.model.mfrr.k = 4;
+    cfg.schedule.max_steps = Some(50);
+    cfg.output.checkpoint_every = 25;
+    let out = dir.path().join("run");
+    let t0 = std::time::Instant::now();
+    let summary = pretrain(cfg.clone(), &options(&shards, &out), &NoProgress).unwrap();
+    eprintln!("50 tiny steps: {:.1} s", t0.elapsed().as_secs_f64());
+    assert_eq!((summary.steps, summary.total_steps), (50, 50));
+
+    let log = model::train::run::log_of(&out).unwrap();
+    assert_eq!(log.iter().map(|r| r.step).collect::<Vec<_>>(), (1..=50).collect::<Vec<_>>());
+    for r in &log {
+        assert!(r.losses.named().iter().all(|(_, v)| v.is_finite()), "step {}: {:?}", r.step, r.losses);
+        let l = &r.losses;
+        let eq7 = l.l_s + l.l_d + l.l_r + cfg.model.mci.alpha * l.l_c;
+        assert!((eq7 - l.total).abs() < 1e-4 * l.total.abs().max(1.0), "step {}: eq. 7 {eq7} vs {}", r.step, l.total);
+        assert!(r.lr > 0.0 && r.lr <= cfg.optim.lr && (0.0..=1.0).contains(&r.data_wait));
+    }
+    let mean = |rs: &[model::train::LogRecord]| rs.iter().map(|r| r.losses.total).sum::<f64>() / rs.len() as f64;
+    let (first, last) = (mean(&log[..10]), mean(&log[40..]));
+    assert!(last < 0.8 * first, "total loss did not fall: first 10 steps {first}, last 10 {last}");
+
+    let cfg_back: PretrainConfig =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg_back, cfg);
+    let ckpts = model::train::state::list(&out).unwrap();
+    assert_eq!(ckpts.iter().map(|c| c.0).collect::<Vec<_>>(), vec![25, 50]);
+    let (state, _) = model::train::state::read_state(&ckpts[1].1).unwrap();
+    assert_eq!((state.step, state.config.clone()), (50, cfg.clone()));
+    let (net, meta) = model::checkpoint::load(&summary.model, Device::Cpu).unwrap();
+    assert_eq!((meta.step, net.config()), (50, &cfg.model));
+    assert!(out.join("losses.png").metadata().unwrap().len() > 1000);
+}

@@ -1,0 +1,138 @@
+//! `mcsfau pretrain`: MC-SFAU pretraining on shards (docs/pretrain.md).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use model::train::{pretrain, LossValues, PretrainConfig, RunOptions, TrainError, TrainProgress};
+
+/// Arguments of `mcsfau pretrain`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Folder of preprocessed shards (searched recursively).
+    #[arg(long)]
+    pub shards: PathBuf,
+    /// Train only on these samples: a `mcsfau manifest build` manifest
+    /// (.json or its .frames.csv) or a text file of sample_ids, one a line.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// With a frame manifest: keep only this split (e.g. `train`).
+    #[arg(long, requires = "manifest")]
+    pub split: Option<String>,
+    /// `paper`, `tiny`, or a TOML file (unset fields keep the paper's values).
+    #[arg(long, default_value = "paper")]
+    pub config: String,
+    /// The run folder: config.json, log.jsonl, losses.png, checkpoints/, model.safetensors.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue from the newest checkpoint in --out (its stored config is used).
+    #[arg(long)]
+    pub resume: bool,
+    /// `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Stop after N optimizer steps (overrides schedule.max_steps; the cosine decay spans N).
+    #[arg(long, conflicts_with = "epochs")]
+    pub steps: Option<u64>,
+    /// Train N epochs (overrides schedule.epochs).
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// libtorch CPU threads (0: libtorch's default, one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: i32,
+}
+
+/// Parses `cpu`, `cuda`, `cuda:N`.
+pub fn parse_device(s: &str) -> anyhow::Result<tch::Device> {
+    match s {
+        "cpu" => Ok(tch::Device::Cpu),
+        "cuda" => Ok(tch::Device::Cuda(0)),
+        _ => match s.strip_prefix("cuda:").map(str::parse) {
+            Some(Ok(n)) => Ok(tch::Device::Cuda(n)),
+            _ => anyhow::bail!("--device {s:?}: expected cpu, cuda or cuda:N"),
+        },
+    }
+}
+
+/// An indicatif bar with ETA and the current total loss.
+pub struct Bar(pub ProgressBar);
+
+impl Bar {
+    /// A hidden bar until [`TrainProgress::start`].
+    pub fn new() -> Self {
+        Self(ProgressBar::hidden())
+    }
+}
+
+impl TrainProgress for Bar {
+    fn start(&self, total: u64, done: u64) {
+        self.0.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        self.0.set_length(total);
+        self.0.set_position(done);
+        self.0.reset_eta();
+        let style = ProgressStyle::with_template("{bar:30} {pos}/{len} steps {per_sec} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        self.0.set_style(style);
+    }
+    fn step(&self, _step: u64, l: &LossValues) {
+        self.0.inc(1);
+        self.0.set_message(format!("L_total {:.4}", l.total));
+    }
+    fn message(&self, msg: &str) {
+        self.0.println(msg);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// Resolves the config from the arguments.
+pub fn resolve(config: &str, steps: Option<u64>, epochs: Option<u64>) -> anyhow::Result<PretrainConfig> {
+    let mut cfg = PretrainConfig::resolve(config)?;
+    if let Some(n) = steps {
+        cfg.schedule.max_steps = Some(n);
+    }
+    if let Some(n) = epochs {
+        cfg.schedule = model::train::config::ScheduleConfig { epochs: n, max_steps: None };
+    }
+    Ok(cfg)
+}
+
+/// Runs pretraining; a non-finite loss exits 3, other failures 2.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let cfg = resolve(&args.config, args.steps, args.epochs)?;
+    if args.threads > 0 {
+        tch::set_num_threads(args.threads);
+    }
+    let opts = RunOptions {
+        shards: args.shards,
+        manifest: args.manifest,
+        split: args.split,
+        out: args.out,
+        resume: args.resume,
+        device: parse_device(&args.device)?,
+    };
+    let bar = Bar::new();
+    match pretrain(cfg, &opts, &bar) {
+        Ok(s) => {
+            println!(
+                "trained steps {}..{} of {}; last L_total {}; {:.1} images/s, data wait {:.1}%; checkpoint {}; model {}",
+                s.resumed_from,
+                s.steps,
+                s.total_steps,
+                s.last.map_or("-".into(), |l| format!("{:.5}", l.total)),
+                s.images_per_s,
+                100.0 * s.data_wait,
+                s.checkpoint.display(),
+                s.model.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ TrainError::NonFinite { .. }) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(3))
+        }
+        Err(e) => Err(e).with_context(|| format!("pretraining into {}", opts.out.display())),
+    }
+}
