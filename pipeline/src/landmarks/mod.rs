@@ -6,7 +6,12 @@
 //! predictor), `dataset` (points the dataset ships), `synthetic` (the exact
 //! points of `mcsfau synth`'s drawing model, from its sidecar files).
 
+pub mod given;
+
 use crate::error::Result;
+
+pub mod dlib;
+pub mod fan;
 
 /// Points in the iBUG-68 scheme.
 pub const NUM_POINTS_68: usize = 68;

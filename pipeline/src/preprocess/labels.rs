@@ -1,0 +1,190 @@
+//! AU label files of the labeled datasets (DATA.md).
+//!
+//! * BP4D `AUCoding/AU_OCC/<subject>_<task>.csv`: a header row of AU numbers
+//!   whose first cell is the frame-number column ("0"), then one row per coded
+//!   frame with 0 (absent), 1 (present) or 9 (unknown). The 12 protocol AUs are
+//!   kept; 9 becomes -1 (unknown, never counted as absent).
+//! * DISFA `ActionUnit_Labels/<subject>/<subject>_au<N>.txt`: one line
+//!   `frame,intensity` per frame, frame numbers from 1, intensity 0-5. The 8
+//!   protocol AUs are kept with their intensity; occurrence = intensity >= 2.
+//!   DISFA frame number `n` is the `n`-th decoded frame of the video, i.e. the
+//!   zero-based decoded index `n - 1`: the maps returned here are keyed by that
+//!   zero-based index.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use schemas::Labels;
+
+use crate::error::{PipelineError, Result};
+
+/// BP4D's 12 protocol AUs, in shard order.
+pub const BP4D_AUS: [u16; 12] = [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24];
+/// DISFA's 8 protocol AUs, in shard order.
+pub const DISFA_AUS: [u16; 8] = [1, 2, 4, 6, 9, 12, 25, 26];
+/// DISFA intensity from which an AU counts as present.
+pub const DISFA_PRESENT_FROM: i8 = 2;
+
+fn bad(path: &Path, line: usize, message: impl Into<String>) -> PipelineError {
+    PipelineError::Label { path: path.to_path_buf(), line, message: message.into() }
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))
+}
+
+/// Reads a BP4D `AU_OCC` file: frame number -> labels of [`BP4D_AUS`].
+pub fn read_bp4d(path: &Path) -> Result<BTreeMap<i64, Labels>> {
+    parse_bp4d(path, &read(path)?)
+}
+
+/// Parses the text of a BP4D `AU_OCC` file (`path` only names it in errors).
+pub fn parse_bp4d(path: &Path, text: &str) -> Result<BTreeMap<i64, Labels>> {
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines.next().ok_or_else(|| bad(path, 1, "empty file, expected a header row of AU numbers"))?;
+    let header: Vec<&str> = header.split(',').map(str::trim).collect();
+    let mut columns = Vec::with_capacity(BP4D_AUS.len());
+    for au in BP4D_AUS {
+        let col =
+            header.iter().skip(1).position(|h| h.parse::<f64>().ok() == Some(f64::from(au))).ok_or_else(|| {
+                bad(path, 1, format!("header has no column for AU {au} (header: {})", header.join(",")))
+            })?;
+        columns.push(col + 1);
+    }
+    let mut out = BTreeMap::new();
+    for (i, line) in lines {
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        let lineno = i + 1;
+        if cells.len() != header.len() {
+            return Err(bad(path, lineno, format!("{} cells, expected {} like the header", cells.len(), header.len())));
+        }
+        let frame =
+            parse_number(cells[0]).ok_or_else(|| bad(path, lineno, format!("frame `{}` is not a number", cells[0])))?;
+        let mut occurrence = Vec::with_capacity(columns.len());
+        for (&c, au) in columns.iter().zip(BP4D_AUS) {
+            occurrence.push(match parse_number(cells[c]) {
+                Some(0) => 0,
+                Some(1) => 1,
+                Some(9) => -1,
+                _ => return Err(bad(path, lineno, format!("AU {au}: `{}`, expected 0, 1 or 9", cells[c]))),
+            });
+        }
+        if out.insert(frame, Labels { occurrence, intensity: Vec::new() }).is_some() {
+            return Err(bad(path, lineno, format!("frame {frame} is coded twice")));
+        }
+    }
+    Ok(out)
+}
+
+/// Integers as written by the datasets' tools (`12`, `12.0`).
+fn parse_number(s: &str) -> Option<i64> {
+    if let Ok(v) = s.parse::<i64>() {
+        return Some(v);
+    }
+    let f = s.parse::<f64>().ok()?;
+    (f.fract() == 0.0 && f.is_finite()).then_some(f as i64)
+}
+
+/// The DISFA label file of one AU of `subject` under `root`.
+pub fn disfa_label_path(root: &Path, subject: &str, au: u16) -> std::path::PathBuf {
+    root.join("ActionUnit_Labels").join(subject).join(format!("{subject}_au{au}.txt"))
+}
+
+/// Reads the 8 DISFA label files of `subject`: zero-based decoded frame
+/// index -> labels of [`DISFA_AUS`] with intensities. A frame missing from
+/// one AU's file gets -1 (unknown) for that AU.
+pub fn read_disfa(root: &Path, subject: &str) -> Result<BTreeMap<i64, Labels>> {
+    let mut per_au = Vec::with_capacity(DISFA_AUS.len());
+    for au in DISFA_AUS {
+        let path = disfa_label_path(root, subject, au);
+        per_au.push(parse_disfa_au(&path, &read(&path)?)?);
+    }
+    let mut out: BTreeMap<i64, Labels> = BTreeMap::new();
+    for (k, map) in per_au.iter().enumerate() {
+        for (&frame, &intensity) in map {
+            let l = out.entry(frame).or_insert_with(|| Labels {
+                occurrence: vec![-1; DISFA_AUS.len()],
+                intensity: vec![-1; DISFA_AUS.len()],
+            });
+            l.intensity[k] = intensity;
+            l.occurrence[k] = i8::from(intensity >= DISFA_PRESENT_FROM);
+        }
+    }
+    Ok(out)
+}
+
+/// Parses one DISFA `_au<N>.txt`: zero-based frame index -> intensity 0-5.
+pub fn parse_disfa_au(path: &Path, text: &str) -> Result<BTreeMap<i64, i8>> {
+    let mut out = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let lineno = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut cells = line.split(',').map(str::trim);
+        let (Some(f), Some(v), None) = (cells.next(), cells.next(), cells.next()) else {
+            return Err(bad(path, lineno, format!("`{line}`, expected `frame,intensity`")));
+        };
+        let frame = parse_number(f).ok_or_else(|| bad(path, lineno, format!("frame `{f}` is not a number")))?;
+        if frame < 1 {
+            return Err(bad(path, lineno, format!("frame {frame}: DISFA frame numbers start at 1")));
+        }
+        let intensity = parse_number(v)
+            .filter(|v| (0..=5).contains(v))
+            .ok_or_else(|| bad(path, lineno, format!("intensity `{v}`, expected 0-5")))?;
+        if out.insert(frame - 1, intensity as i8).is_some() {
+            return Err(bad(path, lineno, format!("frame {frame} is listed twice")));
+        }
+    }
+    if out.is_empty() {
+        return Err(bad(path, 1, "no label lines, expected `frame,intensity` per frame"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bp4d_keeps_the_12_protocol_aus_and_marks_9_unknown() {
+        let text = "0,1,2,4,5,6,7,9,10,11,12,13,14,15,16,17,18,19,20,22,23,24,27,28\n\
+                    0012,1,0,9,1,0,1,1,0,0,1,0,1,0,0,1,0,0,0,0,1,9,0,0\n";
+        let m = parse_bp4d(Path::new("F001_T1.csv"), text).unwrap();
+        // AUs 1 2 4 6 7 10 12 14 15 17 23 24
+        assert_eq!(m[&12].occurrence, vec![1, 0, -1, 0, 1, 0, 1, 1, 0, 1, 1, -1]);
+        assert!(m[&12].intensity.is_empty());
+    }
+
+    #[test]
+    fn bp4d_errors_name_file_line_and_expectation() {
+        let e = parse_bp4d(Path::new("F001_T1.csv"), "0,1,2\n1,0,1\n").unwrap_err().to_string();
+        assert!(e.contains("F001_T1.csv") && e.contains("AU 4"), "{e}");
+        let text = "0,1,2,4,6,7,10,12,14,15,17,23,24\n5,0,0,0,0,0,0,0,0,0,0,0,7\n";
+        let e = parse_bp4d(Path::new("x.csv"), text).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("AU 24") && e.contains("0, 1 or 9"), "{e}");
+    }
+
+    #[test]
+    fn disfa_frame_numbers_from_one_become_zero_based_indices() {
+        let m = parse_disfa_au(Path::new("SN001_au1.txt"), "1,0\n2,3\n3,2\n").unwrap();
+        assert_eq!(m.into_iter().collect::<Vec<_>>(), vec![(0, 0), (1, 3), (2, 2)]);
+        let e = parse_disfa_au(Path::new("SN001_au1.txt"), "1,0\n2,x\n").unwrap_err().to_string();
+        assert!(e.contains("SN001_au1.txt") && e.contains("line 2") && e.contains("0-5"), "{e}");
+        assert!(parse_disfa_au(Path::new("a"), "0,1\n").is_err(), "frame 0 does not exist in DISFA");
+    }
+
+    #[test]
+    fn disfa_occurrence_is_intensity_at_least_2() {
+        let dir = tempfile::tempdir().unwrap();
+        for (k, au) in DISFA_AUS.iter().enumerate() {
+            let p = disfa_label_path(dir.path(), "SN001", *au);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, format!("1,{}\n2,0\n", k % 6)).unwrap();
+        }
+        let m = read_disfa(dir.path(), "SN001").unwrap();
+        assert_eq!(m[&0].intensity, vec![0, 1, 2, 3, 4, 5, 0, 1]);
+        assert_eq!(m[&0].occurrence, vec![0, 0, 1, 1, 1, 1, 0, 0]);
+        assert_eq!(m[&1].occurrence, vec![0; 8]);
+    }
+}

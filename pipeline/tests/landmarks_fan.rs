@@ -1,0 +1,180 @@
+//! The `fan` backend against PyTorch.
+//!
+//! * Tiny model (2 stacks, width 16, same code path): weights and arrays in
+//!   `tests/data/fan_tiny*.safetensors`, written by
+//!   `scripts/reference/fan_reference.py --tiny pipeline/tests/data`.
+//! * Full 2DFAN4 shape (4 stacks, width 256): the same script writes random
+//!   face_alignment checkpoints (`.pth.tar` state dict, TorchScript `.zip`)
+//!   at test time; `scripts/convert_fan.py` converts both and the Rust model
+//!   must load them and reproduce PyTorch's heatmaps.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pipeline::landmarks::dlib::DetectorConfig;
+use pipeline::landmarks::fan::{read_config, CropTransform, Fan, FanBackend, FanConfig, Pool, CROP};
+use pipeline::landmarks::{FrameRef, LandmarkBackend};
+use pipeline::PipelineError;
+use tch::{Device, Kind, Tensor};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn python() -> String {
+    std::env::var("MCSFAU_PYTHON").unwrap_or_else(|_| repo().join(".venv/bin/python").display().to_string())
+}
+
+fn run_python(args: &[&str]) -> String {
+    let out = Command::new(python()).args(args).current_dir(repo()).output().expect("run python (MCSFAU_PYTHON)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "python {args:?} failed:\n{text}");
+    text
+}
+
+fn tensors(path: &Path) -> std::collections::HashMap<String, Tensor> {
+    Tensor::read_safetensors(path).expect("read safetensors").into_iter().collect()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size());
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+fn tiny_fan_matches_pytorch_crop_heatmaps_and_points() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let weights = data.join("fan_tiny.safetensors");
+    let cfg = read_config(&weights).expect("metadata");
+    assert_eq!((cfg.num_modules, cfg.hg_depth, cfg.features, cfg.pool), (2, 4, 16, Pool::Max));
+    let fan = FanBackend::load(&weights, Device::Cpu, DetectorConfig::default()).expect("load").with_batch_size(1);
+    let io = tensors(&data.join("fan_tiny_io.safetensors"));
+    let frames_t = &io["frames"]; // [2, 96, 128, 3] u8
+    let (n, h, w) = (frames_t.size()[0], frames_t.size()[1], frames_t.size()[2]);
+    let mut bytes = vec![0u8; frames_t.numel()];
+    frames_t.copy_data(&mut bytes, frames_t.numel());
+    let plane = (h * w * 3) as usize;
+    let frames: Vec<FrameRef<'_>> =
+        bytes.chunks(plane).map(|rgb| FrameRef { width: w as u32, height: h as u32, rgb, given: None }).collect();
+    let boxes: Vec<[f32; 4]> = (0..n)
+        .map(|i| {
+            let b = Vec::<f32>::try_from(io["boxes"].get(i)).expect("box");
+            [b[0], b[1], b[2], b[3]]
+        })
+        .collect();
+
+    // Crops (checked on every 8th pixel), then heatmaps.
+    let mut crops = vec![0f32; n as usize * 3 * CROP * CROP];
+    for (k, (f, b)) in frames.iter().zip(&boxes).enumerate() {
+        CropTransform::from_box(*b).cut(f, &mut crops[k * 3 * CROP * CROP..(k + 1) * 3 * CROP * CROP]);
+    }
+    let crops = Tensor::from_slice(&crops).view([n, 3, CROP as i64, CROP as i64]);
+    let sub = crops.slice(2, 0, None, 8).slice(3, 0, None, 8);
+    let d_crop = max_abs_diff(&sub, &io["crops_sub8"]);
+    assert!(d_crop < 1e-6, "crop differs by {d_crop}");
+    let heatmaps = tch::no_grad(|| fan.net().forward(&crops));
+    let d_hm = max_abs_diff(&heatmaps, &io["heatmaps"]);
+    assert!(d_hm < 1e-4, "heatmaps differ by {d_hm}");
+    eprintln!("tiny FAN: crop max diff {d_crop:.2e}, heatmap max diff {d_hm:.2e}");
+    // The comparison is sensitive: the same weights with the other pooling
+    // give clearly different heatmaps.
+    let mut vs = tch::nn::VarStore::new(Device::Cpu);
+    let avg = Fan::new(&vs.root(), &FanConfig { pool: Pool::Avg, ..cfg });
+    vs.load(&weights).expect("load tiny weights");
+    let d_wrong = max_abs_diff(&tch::no_grad(|| avg.forward(&crops)), &io["heatmaps"]);
+    assert!(d_wrong > 1e-2, "average pooling reproduced a max-pooling model (diff {d_wrong})");
+
+    // Decoded points and scores through the public API (batch size 1, so
+    // batching across faces is exercised too).
+    let faces = fan.landmarks_in_boxes(&frames, &boxes).expect("landmarks");
+    for (k, face) in faces.iter().enumerate() {
+        let want = Vec::<f32>::try_from(io["points"].get(k as i64).flatten(0, -1)).expect("points");
+        for (j, p) in face.points.iter().enumerate() {
+            for a in 0..2 {
+                let d = (p[a] - want[2 * j + a]).abs();
+                assert!(d < 1e-3, "face {k} point {j}: {:?} vs {:?}", p, &want[2 * j..2 * j + 2]);
+            }
+        }
+        let score = io["peaks"].get(k as i64).mean(Kind::Float).double_value(&[]) as f32;
+        assert!((face.score - score).abs() < 1e-4, "score {} vs {score}", face.score);
+        assert_eq!(face.face_box, boxes[k]);
+    }
+}
+
+/// Random full-size checkpoints from the reference script, regenerated when
+/// the script changes.
+fn full_checkpoints() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fan_full");
+    let script = repo().join("scripts/reference/fan_reference.py");
+    let stamp = dir.join("full_io.safetensors");
+    let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+    if modified(&stamp).is_none() || modified(&stamp) < modified(&script) {
+        run_python(&[script.to_str().expect("utf-8 path"), "--full", dir.to_str().expect("utf-8 path")]);
+    }
+    dir
+}
+
+#[test]
+fn full_2dfan4_checkpoints_convert_load_and_match_pytorch() {
+    let dir = full_checkpoints();
+    let convert = repo().join("scripts/convert_fan.py");
+    let convert = convert.to_str().expect("utf-8 path");
+    let from_zip = dir.join("from_zip.safetensors");
+    let from_pth = dir.join("from_pth.safetensors");
+    let from_pth_default = dir.join("from_pth_default.safetensors");
+    let s = |p: &Path| p.to_str().expect("utf-8 path").to_string();
+    // Converted files are reused until the converter or the checkpoints change.
+    let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+    let newest_input = [repo().join("scripts/convert_fan.py"), dir.join("full_io.safetensors")]
+        .iter()
+        .filter_map(|p| modified(p))
+        .max();
+    if [&from_zip, &from_pth, &from_pth_default].iter().any(|p| modified(p).is_none() || modified(p) < newest_input) {
+        let log = run_python(&[convert, &s(&dir.join("2DFAN4-random.zip")), &s(&from_zip)]);
+        assert!(log.contains("4 stacks") && log.contains("avg pooling"), "{log}");
+        // The reference model uses average pooling; a state dict cannot say so.
+        run_python(&[convert, &s(&dir.join("2DFAN4-random.pth.tar")), &s(&from_pth), "--pool", "avg"]);
+        run_python(&[convert, &s(&dir.join("2DFAN4-random.pth.tar")), &s(&from_pth_default)]);
+    }
+    assert_eq!(read_config(&from_pth_default).expect("metadata").pool, Pool::Max);
+
+    let io = tensors(&dir.join("full_io.safetensors"));
+    for weights in [&from_zip, &from_pth] {
+        let cfg = read_config(weights).expect("metadata");
+        assert_eq!((cfg.num_modules, cfg.hg_depth, cfg.features, cfg.pool), (4, 4, 256, Pool::Avg));
+        let fan = FanBackend::load(weights, Device::Cpu, DetectorConfig::default()).expect("load 2DFAN4");
+        let hm = tch::no_grad(|| fan.net().forward(&io["input"]));
+        let d = max_abs_diff(&hm, &io["heatmaps"]);
+        let scale = io["heatmaps"].abs().max().double_value(&[]).max(1.0);
+        assert!(d <= 1e-4 * scale, "{}: heatmaps differ by {d} (max |ref| {scale})", weights.display());
+        eprintln!("2DFAN4 {}: heatmap max diff {d:.2e} (max |ref| {scale:.2})", weights.display());
+    }
+}
+
+#[test]
+fn unconverted_or_missing_weights_are_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nope.safetensors");
+    let err = FanBackend::load(&missing, Device::Cpu, DetectorConfig::default()).err().expect("missing");
+    assert!(matches!(err, PipelineError::LandmarkModel { .. }));
+    assert!(err.to_string().contains("nope.safetensors") && err.to_string().contains("convert_fan.py"), "{err}");
+
+    let raw = dir.path().join("raw.safetensors");
+    Tensor::write_safetensors(&[("conv1.weight", Tensor::zeros([4, 3, 7, 7], (Kind::Float, Device::Cpu)))], &raw)
+        .expect("write");
+    let err = FanBackend::load(&raw, Device::Cpu, DetectorConfig::default()).err().expect("no metadata");
+    assert!(err.to_string().contains("convert_fan.py"), "{err}");
+}
+
+#[test]
+fn detect_skips_frames_without_a_face_and_names_bad_frames() {
+    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fan_tiny.safetensors");
+    let mut fan = FanBackend::load(&weights, Device::Cpu, DetectorConfig::default()).expect("load");
+    assert_eq!(fan.name(), "fan");
+    let rgb = vec![90u8; 64 * 48 * 3];
+    let blank = FrameRef { width: 64, height: 48, rgb: &rgb, given: None };
+    assert_eq!(fan.detect(&[blank, blank]).expect("detect"), vec![None, None]);
+    let short = FrameRef { width: 64, height: 49, rgb: &rgb, given: None };
+    let err = fan.detect(&[blank, short]).expect_err("short buffer");
+    assert!(err.to_string().contains("frame 1"), "{err}");
+}

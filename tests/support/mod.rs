@@ -1,0 +1,174 @@
+//! Fixtures for the preprocess tests: tiny dataset trees made with the
+//! FFmpeg CLI, landmark sidecars, and a shard reader that compares rows.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use schemas::reader::Columns;
+use schemas::schema::col;
+use schemas::{list_shards, ShardReader};
+
+/// The mcsfau binary.
+pub fn mcsfau() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mcsfau"))
+}
+
+/// Runs the ffmpeg CLI quietly; panics with its stderr on failure.
+pub fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg").args(["-y", "-v", "error"]).args(args).output().expect("ffmpeg CLI");
+    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A `testsrc` H.264 clip of `w`x`h` at 25 fps lasting `seconds`.
+pub fn testsrc_clip(path: &Path, w: u32, h: u32, seconds: f32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let src = format!("testsrc=size={w}x{h}:rate=25:duration={seconds}");
+    ffmpeg(&["-f", "lavfi", "-i", &src, "-c:v", "libx264", "-pix_fmt", "yuv420p", path.to_str().unwrap()]);
+}
+
+/// 68 points for frame `k`: the canonical template at 0.4 scale, offset by
+/// (30, 10) and drifting right by 0.25 px per frame (inside 160x120).
+pub fn points68(k: i64) -> Vec<[f32; 2]> {
+    let t = pipeline::preprocess::align::template(256);
+    let mut p = vec![[0f32; 2]; 68];
+    for (i, q) in pipeline::landmarks::KEEP_49.iter().zip(t.iter()) {
+        p[*i] = *q;
+    }
+    // jaw and inner-mouth corners (not used for alignment): somewhere plausible
+    for (j, q) in p.iter_mut().enumerate().take(17) {
+        *q = [48.0 + 10.0 * j as f32, 200.0];
+    }
+    p[60] = p[48];
+    p[64] = p[54];
+    p.iter().map(|[x, y]| [0.4 * x + 30.0 + 0.25 * k as f32, 0.4 * y + 10.0]).collect()
+}
+
+/// A sidecar CSV with rows for `frames`.
+pub fn sidecar(path: &Path, frames: impl IntoIterator<Item = i64>) {
+    let mut s = String::from("frame");
+    for k in 0..68 {
+        s += &format!(",x{k},y{k}");
+    }
+    s.push('\n');
+    for f in frames {
+        s += &f.to_string();
+        for [x, y] in points68(f) {
+            s += &format!(",{x:.4},{y:.4}");
+        }
+        s.push('\n');
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+/// A VoxCeleb2 tree: `ids` identities, `clips` clips each, 160x120, with
+/// sidecars for every frame.
+pub fn voxceleb_tree(root: &Path, ids: usize, clips: usize, seconds: f32) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for i in 0..ids {
+        for c in 0..clips {
+            let p = root.join(format!("dev/mp4/id{:05}/yt{i}abc/{:05}.mp4", 10 + i, c + 1));
+            testsrc_clip(&p, 160, 120, seconds);
+            sidecar(&p.with_extension("ldm68.csv"), 0..(seconds * 25.0).ceil() as i64);
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Everything a row holds, for exact comparisons between runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub frame_index: i64,
+    pub timestamp_ms: i64,
+    pub subject: String,
+    pub video: String,
+    pub clip: String,
+    pub image: Vec<u8>,
+    pub landmarks: Vec<f32>,
+    pub crop_transform: Vec<f32>,
+    pub face_box: Vec<f32>,
+    pub source: String,
+    pub source_size: (i32, i32),
+    pub occurrence: Vec<i8>,
+    pub intensity: Vec<i8>,
+}
+
+/// All rows of all shards under `dir`, by sample id (panics on duplicates).
+pub fn read_rows(dir: &Path) -> BTreeMap<String, Row> {
+    let mut out = BTreeMap::new();
+    for path in list_shards(dir).unwrap() {
+        let r = ShardReader::open(&path).unwrap();
+        let labeled = r.meta().labels.clone();
+        let mut names = vec![
+            col::SAMPLE_ID,
+            col::FRAME_INDEX,
+            col::TIMESTAMP_MS,
+            col::SUBJECT,
+            col::VIDEO,
+            col::CLIP,
+            col::IMAGE,
+            col::LANDMARKS,
+            col::CROP_TRANSFORM,
+            col::FACE_BOX,
+            col::LANDMARK_SOURCE,
+            col::SOURCE_WIDTH,
+            col::SOURCE_HEIGHT,
+        ];
+        if let Some(l) = &labeled {
+            names.push(col::AU_OCCURRENCE);
+            if l.intensity {
+                names.push(col::AU_INTENSITY);
+            }
+        }
+        for batch in r.read_all(&names).unwrap() {
+            let c = Columns::new(&path, &batch);
+            let ids = c.strings(col::SAMPLE_ID).unwrap();
+            let lm = c.fixed_f32(col::LANDMARKS, 98).unwrap();
+            let tr = c.fixed_f32(col::CROP_TRANSFORM, 6).unwrap();
+            let fb = c.fixed_f32(col::FACE_BOX, 4).unwrap();
+            let occ = labeled.as_ref().map(|_| c.fixed_i8(col::AU_OCCURRENCE).unwrap());
+            let int = labeled.as_ref().filter(|l| l.intensity).map(|_| c.fixed_i8(col::AU_INTENSITY).unwrap());
+            for i in 0..batch.num_rows() {
+                let row = Row {
+                    frame_index: c.i64s(col::FRAME_INDEX).unwrap().value(i),
+                    timestamp_ms: c.i64s(col::TIMESTAMP_MS).unwrap().value(i),
+                    subject: c.strings(col::SUBJECT).unwrap().value(i).into(),
+                    video: c.strings(col::VIDEO).unwrap().value(i).into(),
+                    clip: c.strings(col::CLIP).unwrap().value(i).into(),
+                    image: c.binary(col::IMAGE).unwrap().value(i).to_vec(),
+                    landmarks: lm[i * 98..(i + 1) * 98].to_vec(),
+                    crop_transform: tr[i * 6..(i + 1) * 6].to_vec(),
+                    face_box: fb[i * 4..(i + 1) * 4].to_vec(),
+                    source: c.strings(col::LANDMARK_SOURCE).unwrap().value(i).into(),
+                    source_size: (
+                        c.i32s(col::SOURCE_WIDTH).unwrap().value(i),
+                        c.i32s(col::SOURCE_HEIGHT).unwrap().value(i),
+                    ),
+                    occurrence: occ.map(|(v, w)| v[i * w..(i + 1) * w].to_vec()).unwrap_or_default(),
+                    intensity: int.map(|(v, w)| v[i * w..(i + 1) * w].to_vec()).unwrap_or_default(),
+                };
+                let id = ids.value(i).to_string();
+                assert!(out.insert(id.clone(), row).is_none(), "duplicate sample_id {id}");
+            }
+        }
+    }
+    out
+}
+
+/// The errors table as (file, frame, stage, message) rows (simple CSV: the
+/// messages the tests look at contain no quotes).
+pub fn read_errors(path: &Path) -> Vec<(String, String, String, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("file,frame,stage,message"));
+    lines
+        .map(|l| {
+            let mut it = l.splitn(4, ',');
+            let mut next = || it.next().unwrap_or("").to_string();
+            (next(), next(), next(), next())
+        })
+        .collect()
+}

