@@ -45,6 +45,9 @@ model-reference:
     tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
     python scripts/reference/model_reference.py --out "$tmp"
     MCSFAU_PARITY_DIR="$tmp" cargo test --workspace --test parity
+# Write a synthetic dataset tree; arguments pass through to `mcsfau synth`.
+synth *args: build
+    {{bin}} synth "$@"
 
 # Benchmarks (long; not part of `just test`). Figures go to docs/benchmarks.md.
 bench: build bench-audit

@@ -81,6 +81,16 @@ pub enum PipelineError {
         /// The codec's message.
         message: String,
     },
+    /// A text file (CSV, label file) does not have the expected format.
+    #[error("{path}: line {line}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What was found and what was expected.
+        message: String,
+    },
     /// Invalid settings (sizes, names) given by the caller.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -8,7 +8,7 @@
 //! * [`face`]: identity parameters, the neutral iBUG-68 shape, head pose.
 //! * [`clip`]: per-clip head motion, lighting and AU activity.
 //! * [`au`]: AU deformations, each AU's region, smooth AU activity.
-//! * [`draw`] and [`details`]: the anti-aliased renderer (tiny-skia).
+//! * [`canvas`], [`draw`] and [`details`]: the anti-aliased renderer (tiny-skia).
 //! * [`encode`]: videos through the `ffmpeg` CLI, JPEGs, landmark sidecars.
 //! * [`layouts`]: the three dataset trees; [`preview`]: the contact sheet.
 //!
@@ -17,6 +17,7 @@
 //! and single-threaded.
 
 pub mod au;
+pub mod canvas;
 pub mod clip;
 pub mod details;
 pub mod draw;
@@ -178,8 +179,18 @@ pub fn generate_with_progress(
     cfg: &SynthConfig,
     progress: &dyn Progress,
 ) -> Result<SynthSummary> {
-    if cfg.subjects == 0 || cfg.seconds <= 0.0 || cfg.frame_scale <= 0.0 {
-        return Err(PipelineError::Config("subjects, seconds and frame scale must be positive".into()));
+    if cfg.subjects == 0
+        || cfg.videos_per_subject == 0
+        || cfg.clips_per_video == 0
+        || !cfg.seconds.is_finite()
+        || cfg.seconds <= 0.0
+        || !cfg.frame_scale.is_finite()
+        || cfg.frame_scale <= 0.0
+    {
+        return Err(PipelineError::Config(format!(
+            "subjects ({}), videos ({}), clips ({}), seconds ({}) and frame scale ({}) must be positive",
+            cfg.subjects, cfg.videos_per_subject, cfg.clips_per_video, cfg.seconds, cfg.frame_scale
+        )));
     }
     std::fs::create_dir_all(out).map_err(|e| PipelineError::io(out, e))?;
     let summary = layouts::generate(layout, out, cfg, progress)?;

@@ -73,6 +73,42 @@ pub mod meta_key {
     pub const PREPROCESS_CONFIG: &str = "mcsfau.preprocess_config";
 }
 
+/// Every key-value metadata key a shard carries, with its meaning, in the
+/// order `schemas/README.md` lists them.
+pub fn meta_keys() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (meta_key::SCHEMA, "schema name, always `mcsfau.face_crops`"),
+        (meta_key::SCHEMA_VERSION, "schema version (integer); readers refuse another version"),
+        (meta_key::TOOL_VERSION, "version of the mcsfau build that wrote the file"),
+        (meta_key::DATASET, "dataset of every row in the file (`voxceleb2`, `bp4d`, `disfa`, ...)"),
+        (
+            meta_key::AU_NUMBERS,
+            "JSON array of the AU numbers of `au_occurrence` / `au_intensity`, in list order (labeled shards only)",
+        ),
+        (meta_key::PREPROCESS_CONFIG, "JSON of the preprocess configuration that produced the file, verbatim"),
+    ]
+}
+
+/// The Markdown table of [`columns`] that `schemas/README.md` embeds
+/// (a test regenerates it and compares).
+pub fn columns_markdown() -> String {
+    let mut s = String::from("| column | Arrow type | labeled shards only | meaning |\n| --- | --- | --- | --- |\n");
+    for c in columns() {
+        let only = if c.labeled_only { "yes" } else { "" };
+        s.push_str(&format!("| `{}` | `{}` | {} | {} |\n", c.name, c.type_name, only, c.doc));
+    }
+    s
+}
+
+/// The Markdown table of [`meta_keys`] that `schemas/README.md` embeds.
+pub fn meta_keys_markdown() -> String {
+    let mut s = String::from("| key | meaning |\n| --- | --- |\n");
+    for (k, doc) in meta_keys() {
+        s.push_str(&format!("| `{k}` | {doc} |\n"));
+    }
+    s
+}
+
 /// One column of the contract: its name, Arrow type, and meaning.
 #[derive(Debug, Clone)]
 pub struct ColumnDoc {
@@ -260,6 +296,22 @@ mod tests {
         assert_eq!(occ.0.data_type(), &fixed_list(DataType::Int8, 8));
         assert!(f.iter().any(|(f, _)| f.name() == col::AU_INTENSITY));
         assert!(!fields(None).iter().any(|(f, _)| f.name().starts_with("au_")));
+    }
+
+    #[test]
+    fn every_written_metadata_key_is_documented() {
+        let meta = ShardMeta {
+            dataset: "disfa".into(),
+            labels: Some(LabelSpec { au_numbers: vec![1, 2], intensity: true }),
+            tool_version: "0.1.0".into(),
+            preprocess_config: "{}".into(),
+        };
+        let documented: Vec<&str> = meta_keys().into_iter().map(|(k, _)| k).collect();
+        let mut written: Vec<String> = key_value_metadata(&meta).into_keys().collect();
+        written.sort();
+        let mut expected: Vec<String> = documented.iter().map(|k| k.to_string()).collect();
+        expected.sort();
+        assert_eq!(written, expected);
     }
 
     #[test]

@@ -44,9 +44,10 @@ fn both_eyes(n: &Points68, outer: f32, inner: f32, y0: f32, y1: f32) -> Vec<[f32
     vec![[n[36][0] - outer, y0, n[39][0] + inner, y1], [n[42][0] - inner, y0, n[45][0] + outer, y1]]
 }
 
-/// Both mouth corners' boxes, reaching inward to `reach_x` (a positive x).
-fn both_corners(n: &Points68, out: f32, reach_x: f32, y0: f32, y1: f32) -> Vec<[f32; 4]> {
-    vec![[n[48][0] - out, y0, -reach_x, y1], [reach_x, y0, n[54][0] + out, y1]]
+/// Boxes beside both mouth corners: from `out` outside the corner to
+/// `inside` inside it.
+fn both_corners(n: &Points68, out: f32, inside: f32, y0: f32, y1: f32) -> Vec<[f32; 4]> {
+    vec![[n[48][0] - out, y0, n[48][0] + inside, y1], [n[54][0] - inside, y0, n[54][0] + out, y1]]
 }
 
 /// The region of `au` for the face `id` (canonical coordinates). Margins
@@ -74,10 +75,15 @@ pub fn region(au: u8, id: &Identity) -> Region {
         10 => vec![[mx0, lips_top - 0.09, mx1, id.mouth_y + 0.03]],
         // Lip corners pulled up and out, nasolabial folds.
         12 => vec![[n[48][0] - 0.32, id.nose_y - 0.01, n[54][0] + 0.32, lips_bottom + 0.14]],
-        // Dimples beside the corners, corners pulled in.
-        14 => both_corners(&n, 0.16, (n[50][0].abs()).min(n[58][0].abs()) - 0.03, lips_top - 0.04, lips_bottom + 0.06),
-        // Corners pulled down, lines below them.
-        15 => both_corners(&n, 0.16, (n[50][0].abs()).min(n[58][0].abs()) - 0.03, lips_top - 0.04, lips_bottom + 0.27),
+        // Corners pulled in (the lip curves through them change across the
+        // mouth), dimples beside them.
+        14 => vec![[n[48][0] - 0.16, lips_top - 0.04, n[54][0] + 0.16, lips_bottom + 0.06]],
+        // Corners pulled down (the whole mouth's curves change), lines below them.
+        15 => {
+            let mut b = both_corners(&n, 0.16, 0.0, lips_top - 0.04, lips_bottom + 0.27);
+            b.push([mx0, lips_top - 0.04, mx1, lips_bottom + 0.04]);
+            b
+        }
         // Lower lip pushed up, chin wrinkled.
         17 => vec![[mx0, id.mouth_y - 0.03, mx1, id.chin_y - 0.07]],
         // Lips narrowed / pressed, bulges around them.
@@ -146,8 +152,8 @@ pub fn deform(id: &Identity, aus: &AuIntensities) -> Points68 {
     pair(&mut p, 61, 63, 0.0, -0.02 * s(12));
     pair(&mut p, 67, 65, 0.0, -0.02 * s(12));
     // AU14 dimpler: corners pulled in.
-    pair(&mut p, 48, 54, 0.035 * s(14), 0.0);
-    pair(&mut p, 60, 64, 0.03 * s(14), 0.0);
+    pair(&mut p, 48, 54, 0.05 * s(14), 0.0);
+    pair(&mut p, 60, 64, 0.04 * s(14), 0.0);
     // AU15 lip corner depressor.
     pair(&mut p, 48, 54, 0.0, 0.07 * s(15));
     pair(&mut p, 60, 64, 0.0, 0.05 * s(15));

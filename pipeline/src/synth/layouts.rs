@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::clip::{ClipPlan, Framing};
@@ -170,9 +171,11 @@ fn mkdir(p: &Path) -> Result<()> {
     std::fs::create_dir_all(p).map_err(|e| PipelineError::io(p, e))
 }
 
-fn run(layout: Layout, out: &Path, cfg: &SynthConfig, job: &Job, keep: usize) -> Result<Done> {
-    let identity = Identity::sample(&mut rng_for(cfg.seed, &[layout.name(), &job.subject]));
-    let mut rng = rng_for(cfg.seed, &[layout.name(), &job.subject, &job.video, &job.clip]);
+/// The plan of one clip and the clip's random stream (after planning), as
+/// [`super::generate`] draws them.
+fn plan(layout: Layout, cfg: &SynthConfig, subject: &str, video: &str, clip: &str) -> (ClipPlan, ChaCha8Rng) {
+    let identity = Identity::sample(&mut rng_for(cfg.seed, &[layout.name(), subject]));
+    let mut rng = rng_for(cfg.seed, &[layout.name(), subject, video, clip]);
     let (fps, size, framing) = match layout {
         Layout::VoxCeleb2 => (25, (224, 224), Framing { cx: 0.5, cy: 0.53, scale: 0.3 }),
         Layout::Bp4d => (25, scaled(1040, 1392, cfg.frame_scale), Framing { cx: 0.5, cy: 0.45, scale: 0.26 }),
@@ -180,6 +183,20 @@ fn run(layout: Layout, out: &Path, cfg: &SynthConfig, job: &Job, keep: usize) ->
     };
     let frames = ((cfg.seconds * fps as f32).round() as usize).max(1);
     let plan = ClipPlan::new(&mut rng, identity, frames, fps as f32, size, framing);
+    (plan, rng)
+}
+
+/// The plan that [`super::generate`] drew `clip` from: re-renders its frames
+/// exactly as they were before compression (tests compare them with the
+/// decoded files).
+pub fn clip_plan(layout: Layout, cfg: &SynthConfig, clip: &ClipSummary) -> ClipPlan {
+    plan(layout, cfg, &clip.subject, &clip.video, &clip.clip).0
+}
+
+fn run(layout: Layout, out: &Path, cfg: &SynthConfig, job: &Job, keep: usize) -> Result<Done> {
+    let (plan, mut rng) = plan(layout, cfg, &job.subject, &job.video, &job.clip);
+    let (size, frames) = ((plan.width, plan.height), plan.aus.len());
+    let fps = plan.fps as u32;
     let picks: Vec<usize> = (0..keep).map(|k| k * frames / keep.max(1)).collect();
     let mut samples = Vec::new();
     let mut rows = Vec::with_capacity(frames);

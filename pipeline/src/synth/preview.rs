@@ -46,10 +46,10 @@ fn tile(sheet: &mut Pixmap, f: &Rendered, col: usize, row: usize, dots: bool) ->
     let mut pb = PathBuilder::new();
     for p in &f.points {
         // Points use pixel-centre coordinates; the pixmap's pixel i spans [i, i + 1).
-        pb.push_circle(x0 + (p[0] + 0.5) * s, y0 + (p[1] + 0.5) * s, 1.3);
+        pb.push_circle(x0 + (p[0] + 0.5) * s, y0 + (p[1] + 0.5) * s, 0.9);
     }
     if let Some(path) = pb.finish() {
-        sheet.fill_path(&path, &paint([40, 255, 60, 230]), FillRule::Winding, Transform::identity(), None);
+        sheet.fill_path(&path, &paint([40, 255, 60, 200]), FillRule::Winding, Transform::identity(), None);
     }
     t
 }
@@ -148,6 +148,12 @@ pub fn write(path: &Path, rows: &[(String, Vec<Rendered>)], identity: &Identity)
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
     }
-    image::save_buffer(path, &rgba, w, h, image::ExtendedColorType::Rgba8)
-        .map_err(|e| PipelineError::Image { path: path.to_path_buf(), message: e.to_string() })
+    let img_err = |e: image::ImageError| PipelineError::Image { path: path.to_path_buf(), message: e.to_string() };
+    let file = std::fs::File::create(path).map_err(|e| PipelineError::io(path, e))?;
+    let png = image::codecs::png::PngEncoder::new_with_quality(
+        std::io::BufWriter::new(file),
+        image::codecs::png::CompressionType::Best,
+        image::codecs::png::FilterType::Adaptive,
+    );
+    image::ImageEncoder::write_image(png, &rgba, w, h, image::ExtendedColorType::Rgba8).map_err(img_err)
 }
