@@ -258,6 +258,25 @@ pub fn run(
     Ok((report, head))
 }
 
+/// AU probabilities of aligned face crops (what `mcsfau detect` runs per
+/// batch): the frozen backbone's pooled features, then the probe head.
+///
+/// # Shapes
+/// `images`: uint8 `[B, 3, H, W]` on the model's device, any square size
+/// (resized to the model's input as in [`features::pooled_features`]);
+/// returns f32 `[B, A]` on the CPU.
+pub fn au_probabilities(model: &McSfau, head: &Head, images: &Tensor) -> Result<Tensor> {
+    let (channels, _) = head.shape();
+    if channels != model.config().feature_channels() {
+        return Err(ModelError::Probe(format!(
+            "the probe head expects {channels} features, the checkpoint's backbone gives {}",
+            model.config().feature_channels()
+        )));
+    }
+    let f = features::pooled_features(model.backbone(), images, model.config().image_size);
+    Ok(head.probs(&f))
+}
+
 fn device_name(d: Device) -> String {
     match d {
         Device::Cpu => "cpu".into(),

@@ -3,6 +3,7 @@
 //! * [`video`]: FFmpeg decoding (ffmpeg-next) to RGB frames.
 //! * [`landmarks`]: the landmark backend trait and the 68 -> 49 mapping.
 //! * [`manifest`]: subject splits and frame manifests (BP4D, DISFA).
+//! * [`detect`]: faces in any video, aligned, and the per-frame AU table.
 //! * [`audit`]: Polars checks over shards, with a Markdown/JSON/PNG report.
 //! * [`fixtures`]: small deterministic labeled shards for tests and demos.
 //! * [`preprocess`]: `mcsfau preprocess`, raw datasets to shards.
@@ -12,6 +13,7 @@
 //! [`schemas`] and at the shard files on disk.
 
 pub mod audit;
+pub mod detect;
 pub mod error;
 pub mod fixtures;
 pub mod landmarks;

@@ -2,12 +2,13 @@
 
 pub mod audit;
 pub mod compare;
+pub mod detect;
 pub mod doctor;
 pub mod manifest;
 pub mod model;
-pub mod probe;
-pub mod pretrain;
 pub mod preprocess;
+pub mod pretrain;
+pub mod probe;
 pub mod synth;
 
 use std::process::ExitCode;
@@ -45,6 +46,8 @@ pub enum Command {
     Probe(probe::Args),
     /// Paired t-test over per-AU F1 of two probe reports.
     Compare(compare::Args),
+    /// Per-frame AU probabilities and presence for any video (CSV + Parquet).
+    Detect(detect::Args),
     /// Pretrain MC-SFAU on shards: `mcsfau pretrain --shards DIR --config tiny --out RUN`.
     Pretrain(pretrain::Args),
     /// Raw VoxCeleb2/BP4D/DISFA -> aligned face crops in Parquet shards (resumable, fans out).
@@ -63,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(args),
         Command::Probe(args) => probe::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Detect(args) => detect::run(args),
         Command::Pretrain(args) => pretrain::run(args),
         Command::Preprocess(args) => preprocess::run(*args),
         Command::Synth(args) => synth::run(args),
