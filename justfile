@@ -29,9 +29,10 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# The main job on a built-in demo dataset.
+# The end-to-end demo on synthetic data (scripts/demo.sh): synth, preprocess,
+# manifests, audit, tiny pretrain, probe table, figure 5. Output in demo-out/.
 demo: build
-    {{bin}} doctor
+    scripts/demo.sh
 
 # Preprocess raw data into shards; arguments pass through to `mcsfau preprocess`.
 preprocess *args: build

@@ -13,6 +13,7 @@
 //! * [`checkpoint`]: safetensors checkpoints and the torchvision export.
 //! * [`summary`]: parameter counts per component.
 //! * [`probe`]: the linear probe, per-AU F1, paired t-test (paper 4.1).
+//! * [`visualize`]: figure 5, crops with refined landmarks and masked regions.
 //! * [`runtime`]: what libtorch this process runs on (version, CUDA, threads).
 //! * [`data`]: shard sets, the streaming loader, on-device augmentation.
 //! * [`train`]: the pretraining loop, checkpoints and resume.
@@ -37,3 +38,4 @@ pub mod runtime;
 pub mod summary;
 pub mod train;
 pub mod transformer;
+pub mod visualize;

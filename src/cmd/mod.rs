@@ -5,6 +5,7 @@ pub mod compare;
 pub mod detect;
 pub mod doctor;
 pub mod manifest;
+pub mod masks;
 pub mod model;
 pub mod preprocess;
 pub mod pretrain;
@@ -48,6 +49,8 @@ pub enum Command {
     Compare(compare::Args),
     /// Per-frame AU probabilities and presence for any video (CSV + Parquet).
     Detect(detect::Args),
+    /// Figure 5: crops with input/refined landmarks and the masked regions (PNG).
+    Masks(masks::Args),
     /// Pretrain MC-SFAU on shards: `mcsfau pretrain --shards DIR --config tiny --out RUN`.
     Pretrain(pretrain::Args),
     /// Raw VoxCeleb2/BP4D/DISFA -> aligned face crops in Parquet shards (resumable, fans out).
@@ -67,6 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Probe(args) => probe::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Detect(args) => detect::run(args),
+        Command::Masks(args) => masks::run(args),
         Command::Pretrain(args) => pretrain::run(args),
         Command::Preprocess(args) => preprocess::run(*args),
         Command::Synth(args) => synth::run(args),
