@@ -8,13 +8,15 @@
 //! * [`features`]: pooled features + labels per split, cached on disk.
 //! * [`linear`]: the head, the masked loss, model selection.
 //! * [`metrics`]: F1 (scikit-learn's convention) and the paired t-test.
-//! * [`report`]: the report (JSON, CSV, Markdown) and `compare`.
+//! * [`report`]: the report (JSON, CSV, Markdown).
+//! * [`compare`]: two reports, the paired t-test.
 //! * [`paper`]: the paper's per-AU rows.
 //!
 //! The probe checks itself ([`run`]): the head's store holds only the
 //! probe's variables, and the backbone is bit-for-bit the same afterwards.
 //! User documentation: `docs/probe.md`.
 
+pub mod compare;
 pub mod features;
 pub mod linear;
 pub mod metrics;
