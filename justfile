@@ -73,3 +73,10 @@ bench-landmarks: build
 # full MC-SFAU at the same budget, per seed (env: STEPS, SEEDS). docs/benchmarks.md.
 bench-ablation: build
     python scripts/bench_ablation.py --steps ${STEPS:-150} --seeds ${SEEDS:-0 1}
+# Build the stripped GPU-machine binary target/gpu/mcsfau-train and check its size (< 64 MiB) and links (docs/gpu.md).
+gpu-bundle:
+    scripts/build-gpu-bundle.sh
+
+# On a GPU machine: CUDA facts, paper-preset steps on synthetic shards vs PyTorch eager (env: STEPS, BATCH, BF16, OUT).
+gpu-check:
+    scripts/gpu-check.sh

@@ -154,3 +154,28 @@ fn empty_and_mismatched_shard_sets_fail_before_training() {
         assert!(!out_dir.join("log.jsonl").exists() && state::list(&out_dir).unwrap().is_empty());
     }
 }
+
+#[test]
+fn a_manifest_selects_the_samples_an_epoch_visits() {
+    let f = fixture("");
+    let ids: Vec<String> = (0..8)
+        .map(|i| schemas::FaceRow::make_sample_id(synth::SYNTH_DATASET, &format!("id{:05}", i % 7), "v", "", i))
+        .collect();
+    let list = f.root.join("ids.txt");
+    std::fs::write(&list, format!("# 8 of 12\n{}\n", ids.join("\n"))).unwrap();
+    let out_dir = f.root.join("run");
+    let mut a = args(&f, &out_dir, "3");
+    a.extend(["--manifest".as_ref(), list.as_os_str()]);
+    ok(mcsfau().args(a).output().unwrap());
+    let epochs: Vec<u64> = log_of(&out_dir).unwrap().iter().map(|r| r.epoch).collect();
+    assert_eq!(epochs, vec![0, 0, 1], "8 selected rows make 2 batches of 4 per epoch");
+
+    std::fs::write(&list, "nobody/x/v#000001\n").unwrap();
+    let out_dir = f.root.join("none");
+    let mut a = args(&f, &out_dir, "3");
+    a.extend(["--manifest".as_ref(), list.as_os_str()]);
+    let out = mcsfau().args(a).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("0 rows selected, fewer than one batch of 4"), "{stderr}");
+}

@@ -52,8 +52,12 @@ const SERIES: [Series; 6] = [
 
 /// Draws the curves of `records` to `path` (PNG, 1200x800).
 pub fn draw_losses(records: &[LogRecord], path: &Path) -> Result<()> {
+    draw(records, path, have_font())
+}
+
+/// Draws with or without text (titles, tick labels).
+fn draw(records: &[LogRecord], path: &Path, text: bool) -> Result<()> {
     let err = |e: &dyn std::fmt::Debug| TrainError::Plot { path: path.to_path_buf(), message: format!("{e:?}") };
-    let text = have_font();
     let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let (x0, x1) = match (records.first(), records.last()) {
@@ -83,4 +87,34 @@ pub fn draw_losses(records: &[LogRecord], path: &Path) -> Result<()> {
         chart.draw_series(LineSeries::new(points, color.stroke_width(2))).map_err(|e| err(&e))?;
     }
     root.present().map_err(|e| err(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::LossValues;
+
+    /// No font is registered in this test binary: the text-free path must
+    /// still draw every curve (the GPU machines have no fonts).
+    #[test]
+    fn draws_without_a_font() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("losses.png");
+        let records: Vec<LogRecord> = (1..=20)
+            .map(|s| LogRecord {
+                step: s,
+                epoch: 0,
+                losses: LossValues { l_s: 2.0 / s as f64, l_d: 1.0, l_r: 0.5, l_c: f64::NAN, total: 3.0 },
+                lr: 0.1,
+                images_per_s: 1.0,
+                data_wait: 0.0,
+                elapsed_s: 0.0,
+            })
+            .collect();
+        draw(&records, &path, false).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (1200, 800));
+        let blue = img.pixels().filter(|p| p.0 == [31, 119, 180]).count();
+        assert!(blue > 100, "the L_s curve is drawn ({blue} px)");
+    }
 }

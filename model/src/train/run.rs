@@ -163,6 +163,11 @@ pub fn pretrain(cfg: PretrainConfig, opts: &RunOptions, progress: &dyn TrainProg
         Ok(path)
     };
     while step < total {
+        if skip >= data.steps_per_epoch {
+            // Saved at the end of an epoch: start the next one instead of
+            // decoding a whole epoch only to skip it.
+            (epoch, skip) = (epoch + 1, 0);
+        }
         let mut batch_in_epoch = skip;
         let mut yielded = false;
         for batch in data.loader.epoch_from(epoch, skip as usize) {

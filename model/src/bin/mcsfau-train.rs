@@ -1,0 +1,199 @@
+//! `mcsfau-train`: the pretraining path alone, for GPU machines that have
+//! PyTorch's libraries but no Rust toolchain and no FFmpeg (docs/gpu.md).
+//! Links only `schemas` and `model`, no FFmpeg and no polars; built with
+//! `cargo build --profile gpu -p mcsfau-model --bin mcsfau-train`.
+//!
+//! * `mcsfau-train doctor`: libtorch, CUDA and thread facts (JSON).
+//! * `mcsfau-train synth-shards --out DIR --n N --side S`: synthetic shards.
+//! * `mcsfau-train pretrain ...`: as `mcsfau pretrain`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use model::train::{pretrain, synth, LossValues, PretrainConfig, RunOptions, TrainError, TrainProgress};
+
+/// MC-SFAU pretraining without the preprocessing stack (GPU machines).
+#[derive(Debug, Parser)]
+#[command(name = "mcsfau-train", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Print libtorch/CUDA facts as JSON (a failed libtorch smoke test exits 1).
+    Doctor,
+    /// Write synthetic face shards (cartoon faces with 49 landmarks).
+    SynthShards {
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of faces.
+        #[arg(long, default_value_t = 2048)]
+        n: usize,
+        /// Side of the square crops, pixels (paper model: 256).
+        #[arg(long, default_value_t = 256)]
+        side: u32,
+        /// Rows per shard file.
+        #[arg(long, default_value_t = 1024)]
+        rows_per_file: usize,
+        /// Seed of the faces.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Pretrain on shards (the options of `mcsfau pretrain`, without --manifest splits).
+    Pretrain {
+        /// Folder of shards.
+        #[arg(long)]
+        shards: PathBuf,
+        /// Sample-id selection: manifest .json/.frames.csv or a plain id list.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// `paper`, `tiny`, or a TOML file.
+        #[arg(long, default_value = "paper")]
+        config: String,
+        /// The run folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Continue from the newest checkpoint in --out.
+        #[arg(long)]
+        resume: bool,
+        /// `cpu`, `cuda` or `cuda:N`.
+        #[arg(long, default_value = "cuda")]
+        device: String,
+        /// Stop after N steps (the cosine decay spans N).
+        #[arg(long, conflicts_with = "epochs")]
+        steps: Option<u64>,
+        /// Train N epochs.
+        #[arg(long)]
+        epochs: Option<u64>,
+        /// Override the batch size of the config.
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Override the decode workers of the config (0: all cores).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Run the forward passes under bf16 autocast on CUDA.
+        #[arg(long)]
+        bf16: bool,
+        /// libtorch CPU threads (0: default).
+        #[arg(long, default_value_t = 0)]
+        threads: i32,
+    },
+}
+
+struct Bar(ProgressBar);
+
+impl TrainProgress for Bar {
+    fn start(&self, total: u64, done: u64) {
+        self.0.set_draw_target(ProgressDrawTarget::stderr());
+        self.0.set_length(total);
+        self.0.set_position(done);
+        self.0.reset_eta();
+        let style = ProgressStyle::with_template("{bar:30} {pos}/{len} steps {per_sec} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        self.0.set_style(style);
+    }
+    fn step(&self, _step: u64, l: &LossValues) {
+        self.0.inc(1);
+        self.0.set_message(format!("L_total {:.4}", l.total));
+    }
+    fn message(&self, msg: &str) {
+        self.0.println(msg);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+fn parse_device(s: &str) -> anyhow::Result<tch::Device> {
+    match s {
+        "cpu" => Ok(tch::Device::Cpu),
+        "cuda" => Ok(tch::Device::Cuda(0)),
+        _ => match s.strip_prefix("cuda:").map(str::parse) {
+            Some(Ok(n)) => Ok(tch::Device::Cuda(n)),
+            _ => anyhow::bail!("--device {s:?}: expected cpu, cuda or cuda:N"),
+        },
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Cmd::Doctor => {
+            let info = model::runtime::runtime_info();
+            let smoke = model::runtime::smoke();
+            let ok = smoke.is_ok();
+            let v = serde_json::json!({ "libtorch": info, "libtorch_smoke": smoke,
+                "cpu_threads": std::thread::available_parallelism().map_or(1, |n| n.get()) });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Cmd::SynthShards { out, n, side, rows_per_file, seed } => {
+            let files = synth::write_shards(&out, n, side, rows_per_file, seed)?;
+            println!("wrote {n} synthetic {side}x{side} faces in {} shard(s) under {}", files.len(), out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Pretrain {
+            shards,
+            manifest,
+            config,
+            out,
+            resume,
+            device,
+            steps,
+            epochs,
+            batch_size,
+            workers,
+            bf16,
+            threads,
+        } => {
+            let mut cfg = PretrainConfig::resolve(&config)?;
+            if let Some(n) = steps {
+                cfg.schedule.max_steps = Some(n);
+            }
+            if let Some(n) = epochs {
+                cfg.schedule.epochs = n;
+                cfg.schedule.max_steps = None;
+            }
+            if let Some(b) = batch_size {
+                cfg.data.loader.batch_size = b;
+            }
+            if let Some(w) = workers {
+                cfg.data.loader.workers = w;
+            }
+            cfg.model.bf16_autocast |= bf16;
+            if threads > 0 {
+                tch::set_num_threads(threads);
+            }
+            let opts = RunOptions { shards, manifest, split: None, out, resume, device: parse_device(&device)? };
+            match pretrain(cfg, &opts, &Bar(ProgressBar::hidden())) {
+                Ok(s) => {
+                    println!("{}", serde_json::to_string(&s)?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e @ TrainError::NonFinite { .. }) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(3))
+                }
+                Err(e) => Err(e).with_context(|| format!("pretraining into {}", opts.out.display())),
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
