@@ -21,9 +21,9 @@ fi
 du -sh "$table"
 cargo build --release -p mcsfau-pipeline --example audit_bench
 echo "[bench-audit] Polars audit (release, POLARS_MAX_THREADS=2)"
-POLARS_MAX_THREADS=2 /usr/bin/time -f "[bench-audit] polars: %e s wall, %U s user, peak RSS %M KB" \
+POLARS_MAX_THREADS=2 /usr/bin/time -f "[bench-audit] polars: %e s wall, %U s user, %S s sys, peak RSS %M KB" \
   taskset -c 0,1 target/release/examples/audit_bench "$table" "$dir/report"
 echo "[bench-audit] pandas on the same files"
-/usr/bin/time -f "[bench-audit] pandas: %e s wall, %U s user, peak RSS %M KB" \
+/usr/bin/time -f "[bench-audit] pandas: %e s wall, %U s user, %S s sys, peak RSS %M KB" \
   taskset -c 0,1 $py scripts/bench_audit_pandas.py "$table" | tee "$dir/pandas.json"
 echo "[bench-audit] load average: $(cut -d' ' -f1-3 /proc/loadavg), CPUs: $(nproc)"
