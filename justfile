@@ -46,6 +46,7 @@ model-reference:
     tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
     python scripts/reference/model_reference.py --out "$tmp"
     MCSFAU_PARITY_DIR="$tmp" cargo test --workspace --test parity
+
 # Write a synthetic dataset tree; arguments pass through to `mcsfau synth`.
 synth *args: build
     {{bin}} synth "$@"
@@ -73,6 +74,7 @@ bench-landmarks: build
 # full MC-SFAU at the same budget, per seed (env: STEPS, SEEDS). docs/benchmarks.md.
 bench-ablation: build
     python scripts/bench_ablation.py --steps ${STEPS:-150} --seeds ${SEEDS:-0 1}
+
 # Build the stripped GPU-machine binary target/gpu/mcsfau-train and check its size (< 64 MiB) and links (docs/gpu.md).
 gpu-bundle:
     scripts/build-gpu-bundle.sh

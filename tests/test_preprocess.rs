@@ -181,6 +181,18 @@ fn n_partial_runs_together_equal_one_full_run() {
 }
 
 #[test]
+fn help_shows_defaults_and_exit_codes() {
+    let o = mcsfau().args(["preprocess", "--help"]).output().unwrap();
+    let t = text(&o);
+    assert!(o.status.success());
+    for needle in
+        ["--fps", "[default: 1]", "[default: dlib]", "--shard-index", "SLURM_ARRAY_TASK_ID", "Exit code: 0 all clean"]
+    {
+        assert!(t.contains(needle), "{needle}: {t}");
+    }
+}
+
+#[test]
 fn missing_root_and_unwritable_out_fail_at_once() {
     let d = tempfile::tempdir().unwrap();
     let o = preprocess(&vox_args(d.path().join("nope").to_str().unwrap(), d.path().join("o").to_str().unwrap()));

@@ -48,7 +48,7 @@ fn mad(a: &[u8], b: &[u8]) -> f64 {
 fn disfa_label_line_n_pairs_with_decoded_frame_n_on_the_synthetic_tree() {
     let d = tempfile::tempdir().unwrap();
     let (root, out) = (d.path().join("raw"), d.path().join("out"));
-    let cfg = SynthConfig { subjects: 2, seconds: 1.0, ..SynthConfig::default() };
+    let cfg = SynthConfig { subjects: 2, seconds: 0.6, ..SynthConfig::default() };
     let summary = synth(Layout::Disfa, &root, cfg);
     run("disfa", &root, &out);
     let rows = read_rows(&out);
@@ -108,10 +108,10 @@ fn bp4d_and_voxceleb2_synthetic_trees_preprocess_cleanly() {
     assert!(rows.values().any(|r| r.occurrence.contains(&-1)), "9 becomes unknown");
 
     let (root, out) = (d.path().join("vox"), d.path().join("vox-out"));
-    let summary = synth(Layout::VoxCeleb2, &root, SynthConfig { subjects: 2, seconds: 2.0, ..SynthConfig::default() });
+    let summary = synth(Layout::VoxCeleb2, &root, SynthConfig { subjects: 1, seconds: 1.2, ..SynthConfig::default() });
     run("voxceleb2", &root, &out);
     let rows = read_rows(&out);
-    // 2 s at 25 fps sampled at 1 fps: frames 0 and 25 of every clip
+    // 1.2 s at 25 fps sampled at 1 fps: frames 0 and 25 of every clip
     assert_eq!(rows.len(), 2 * summary.clips.len());
     assert!(rows.values().all(|r| (r.frame_index == 0 || r.frame_index == 25) && r.source_size == (224, 224)));
 }

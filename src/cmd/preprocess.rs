@@ -18,6 +18,9 @@ use pipeline::preprocess::{self, BackendPool, Dataset, LandmarkSpec, Partition, 
 /// figures to `OUT/summary-<part>.json`. Exit code: 0 all clean, 1 some clips
 /// or frames failed (see the errors table), 2 the run could not go on.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Output: OUT/shards/*.parquet (face crops), OUT/errors-<part>.csv (failed clips and frames), \
+OUT/summary-<part>.json (figures). Re-running the same command resumes. Exit code: 0 all clean, \
+1 some clips or frames failed (see the errors table), 2 the run could not go on. See docs/preprocess.md.")]
 pub struct Args {
     /// Dataset layout of --root: voxceleb2, bp4d or disfa.
     #[arg(long, value_parser = ["voxceleb2", "bp4d", "disfa"])]

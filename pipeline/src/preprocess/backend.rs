@@ -6,7 +6,8 @@ use std::str::FromStr;
 use std::sync::{Condvar, Mutex};
 
 use crate::error::{PipelineError, Result};
-use crate::landmarks::dlib::{DlibBackend, DlibConfig};
+use crate::landmarks::dlib::{DetectorConfig, DlibBackend, DlibConfig};
+use crate::landmarks::fan::FanBackend;
 use crate::landmarks::given::{GivenBackend, GivenKind};
 use crate::landmarks::LandmarkBackend;
 
@@ -32,10 +33,11 @@ impl LandmarkSpec {
         matches!(self, Self::Dataset | Self::Synthetic)
     }
 
-    /// Whether one backend instance serves every worker (GPU inference,
-    /// batched) rather than one per worker thread.
-    pub fn shared(&self, device: &str) -> bool {
-        matches!(self, Self::Fan { .. }) && device != "cpu"
+    /// Whether one backend instance serves every worker rather than one per
+    /// worker thread: the FAN network (batched; on CPU libtorch already uses
+    /// every core inside one forward pass).
+    pub fn shared(&self) -> bool {
+        matches!(self, Self::Fan { .. })
     }
 }
 
@@ -62,11 +64,18 @@ pub fn create(spec: &LandmarkSpec, device: &str) -> Result<Box<dyn LandmarkBacke
         LandmarkSpec::Synthetic => Ok(Box::new(GivenBackend::new(GivenKind::Synthetic))),
         LandmarkSpec::Dataset => Ok(Box::new(GivenBackend::new(GivenKind::Dataset))),
         LandmarkSpec::Dlib => Ok(Box::new(DlibBackend::new(&DlibConfig::default())?)),
-        LandmarkSpec::Fan { .. } => {
-            let _ = device;
-            Err(PipelineError::Config(format!(
-                "the `{spec:?}` landmark backend is not built into this branch yet (use dlib, dataset or synthetic)"
-            )))
+        LandmarkSpec::Fan { weights } => {
+            let device = match device {
+                "cpu" => tch::Device::Cpu,
+                "cuda" if tch::Cuda::is_available() => tch::Device::Cuda(0),
+                "cuda" => {
+                    return Err(PipelineError::Config(
+                        "--device cuda: libtorch sees no CUDA device (see `mcsfau doctor`)".into(),
+                    ))
+                }
+                other => return Err(PipelineError::Config(format!("unknown device `{other}`, expected cpu or cuda"))),
+            };
+            Ok(Box::new(FanBackend::load(weights, device, DetectorConfig::default())?))
         }
     }
 }
@@ -82,7 +91,7 @@ pub struct BackendPool {
 impl BackendPool {
     /// A pool of `n` backends for `spec` (one when the spec is shared).
     pub fn create(spec: &LandmarkSpec, device: &str, n: usize) -> Result<Self> {
-        let n = if spec.shared(device) { 1 } else { n.max(1) };
+        let n = if spec.shared() { 1 } else { n.max(1) };
         if device != "cpu" && !matches!(spec, LandmarkSpec::Fan { .. }) {
             tracing::warn!(device, "only the fan backend uses --device; {spec:?} runs on the CPU");
         }
