@@ -29,9 +29,10 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# The main job on a built-in demo dataset.
+# The end-to-end demo on synthetic data (scripts/demo.sh): synth, preprocess,
+# manifests, audit, tiny pretrain, probe table, figure 5. Output in demo-out/.
 demo: build
-    {{bin}} doctor
+    scripts/demo.sh
 
 # Preprocess raw data into shards; arguments pass through to `mcsfau preprocess`.
 preprocess *args: build
@@ -60,6 +61,8 @@ synth *args: build
 bench: build
     just bench-preprocess
     just bench-loader
+    just bench-audit
+    just bench-landmarks
 
 # Preprocess frames/s per core, stage by stage, against FFmpeg's decode-only rate.
 bench-preprocess:
@@ -69,6 +72,15 @@ bench-preprocess:
 # Loader images/s vs a PyTorch DataLoader + PIL, and the JPEG-decode limit (env: N, THREADS, EPOCHS, PROFILE).
 bench-loader:
     scripts/bench/loader.sh
+
+# Audit benchmark: 9M-row VoxCeleb2 metadata table, Polars (release) vs pandas.
+bench-audit:
+    scripts/bench_audit.sh
+
+# Synthetic ablation (not a test): probe F1 after random init, MFDC, MFDC+MFRR,
+# full MC-SFAU at the same budget, per seed (env: STEPS, SEEDS). docs/benchmarks.md.
+bench-ablation: build
+    python scripts/bench_ablation.py --steps ${STEPS:-150} --seeds ${SEEDS:-0 1}
 
 # Build the stripped GPU-machine binary target/gpu/mcsfau-train and check its size (< 64 MiB) and links (docs/gpu.md).
 gpu-bundle:

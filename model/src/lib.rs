@@ -12,6 +12,8 @@
 //! * [`precision`]: bf16 autocast on CUDA.
 //! * [`checkpoint`]: safetensors checkpoints and the torchvision export.
 //! * [`summary`]: parameter counts per component.
+//! * [`probe`]: the linear probe, per-AU F1, paired t-test (paper 4.1).
+//! * [`visualize`]: figure 5, crops with refined landmarks and masked regions.
 //! * [`runtime`]: what libtorch this process runs on (version, CUDA, threads).
 //! * [`data`]: shard sets, the streaming loader, on-device augmentation.
 //! * [`train`]: the pretraining loop, checkpoints and resume.
@@ -30,8 +32,10 @@ pub mod landmarks;
 pub mod masking;
 pub mod mcsfau;
 pub mod precision;
+pub mod probe;
 pub mod reconstruction;
 pub mod runtime;
 pub mod summary;
 pub mod train;
 pub mod transformer;
+pub mod visualize;

@@ -97,6 +97,61 @@ pub enum PipelineError {
     /// A shard could not be written or read.
     #[error(transparent)]
     Shard(#[from] schemas::SchemaError),
+    /// A manifest or split request is invalid (unknown dataset, protocol, ...).
+    #[error("{0}")]
+    Manifest(String),
+    /// A manifest or split file is malformed; `line` is 1-based (0: the file as a whole).
+    #[error("{path}:{line}: {message}")]
+    ManifestFile {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number, 0 when the problem is not on one line.
+        line: usize,
+        /// What was expected.
+        message: String,
+    },
+    /// A path (sample id, file reference) escapes the dataset root.
+    #[error("{path}: row {row}: `{value}` escapes the dataset root ({why})")]
+    PathEscape {
+        /// The file holding the value.
+        path: PathBuf,
+        /// Row (shard row or 1-based line) of the value.
+        row: usize,
+        /// The offending value.
+        value: String,
+        /// `..` component, absolute path, wrong dataset prefix.
+        why: String,
+    },
+    /// A row names a subject that the subject split does not know.
+    #[error("{path}: row {row}: unknown {dataset} subject `{subject}` (not in {split_file})")]
+    UnknownSubject {
+        /// The shard.
+        path: PathBuf,
+        /// Row within the shard.
+        row: usize,
+        /// Dataset name.
+        dataset: String,
+        /// The subject.
+        subject: String,
+        /// The split file (or protocol) consulted.
+        split_file: String,
+    },
+    /// A Polars query of the audit failed.
+    #[error("audit query `{query}`: {error}")]
+    Polars {
+        /// Which query.
+        query: String,
+        /// Polars' error (kept out of `source()` so that it prints once).
+        error: polars::error::PolarsError,
+    },
+    /// A plot could not be drawn.
+    #[error("{path}: plot: {message}")]
+    Plot {
+        /// The PNG file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl PipelineError {

@@ -1,10 +1,16 @@
 //! One module per subcommand; [`Cli`] is the raw clap layer.
 
+pub mod audit;
+pub mod compare;
+pub mod detect;
 pub mod doctor;
+pub mod manifest;
+pub mod masks;
 pub mod model;
 pub mod preprocess;
-pub mod synth;
 pub mod pretrain;
+pub mod probe;
+pub mod synth;
 
 use std::process::ExitCode;
 
@@ -33,12 +39,24 @@ pub enum Command {
     Doctor(doctor::Args),
     /// Inspect the MC-SFAU model: `mcsfau model summary --preset paper`.
     Model(model::Args),
+    /// Subject splits and frame manifests (BP4D, DISFA): splits, build, verify.
+    Manifest(manifest::Args),
+    /// Check shards: counts, AU base rates, leakage, landmarks, JPEGs, labels.
+    Audit(audit::Args),
+    /// Linear probe of a checkpoint on BP4D/DISFA: per-AU F1 next to the paper.
+    Probe(probe::Args),
+    /// Paired t-test over per-AU F1 of two probe reports.
+    Compare(compare::Args),
+    /// Per-frame AU probabilities and presence for any video (CSV + Parquet).
+    Detect(detect::Args),
+    /// Figure 5: crops with input/refined landmarks and the masked regions (PNG).
+    Masks(masks::Args),
+    /// Pretrain MC-SFAU on shards: `mcsfau pretrain --shards DIR --config tiny --out RUN`.
+    Pretrain(pretrain::Args),
     /// Raw VoxCeleb2/BP4D/DISFA -> aligned face crops in Parquet shards (resumable, fans out).
     Preprocess(Box<preprocess::Args>),
     /// Write a miniature VoxCeleb2, BP4D or DISFA tree with drawn faces.
     Synth(synth::Args),
-    /// Pretrain MC-SFAU on shards: `mcsfau pretrain --shards DIR --config tiny --out RUN`.
-    Pretrain(pretrain::Args),
 }
 
 /// Runs the chosen subcommand; `Ok` carries the exit code (a check that
@@ -47,9 +65,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Doctor(args) => doctor::run(args),
         Command::Model(args) => model::run(args),
+        Command::Manifest(args) => manifest::run(args),
+        Command::Audit(args) => audit::run(args),
+        Command::Probe(args) => probe::run(args),
+        Command::Compare(args) => compare::run(args),
+        Command::Detect(args) => detect::run(args),
+        Command::Masks(args) => masks::run(args),
+        Command::Pretrain(args) => pretrain::run(args),
         Command::Preprocess(args) => preprocess::run(*args),
         Command::Synth(args) => synth::run(args),
-        Command::Pretrain(args) => pretrain::run(args),
     }
 }
 

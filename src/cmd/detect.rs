@@ -1,0 +1,130 @@
+//! `mcsfau detect VIDEO --checkpoint C --probe P`: per-frame AU
+//! probabilities and presence for any video FFmpeg reads. Landmarks and
+//! alignment come from the pipeline crate, backbone and probe head from the
+//! model crate; this file joins them and writes the CSV and Parquet tables.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use anyhow::{bail, Context};
+use model::probe::linear::{Head, THRESHOLD};
+use model::probe::report::ProbeReport;
+use pipeline::detect::{self, FrameRecord};
+use pipeline::preprocess::backend::{self, LandmarkSpec};
+use tch::Tensor;
+
+/// Arguments of `mcsfau detect`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The video (anything FFmpeg decodes).
+    pub video: PathBuf,
+    /// Pretrained checkpoint (`.safetensors` with its `.json` sidecar).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Probe report of that checkpoint (`probe.json` or its folder; the head
+    /// `probe_head.safetensors` is read from beside it).
+    #[arg(long)]
+    pub probe: PathBuf,
+    /// Output CSV [default: <video stem>.au.csv in the current folder]; the
+    /// Parquet table goes next to it with extension `.parquet`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Landmark backend: dlib (offline, built in) or fan:WEIGHTS.
+    #[arg(long, default_value = "dlib")]
+    pub landmarks: String,
+    /// Side of the aligned crop in pixels (as in preprocess); the backbone
+    /// input size is the checkpoint's.
+    #[arg(long, default_value_t = 256)]
+    pub crop_size: u32,
+    /// Frames per landmark/backbone batch.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Device for the backbone (and FAN): auto, cpu, cuda.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Do not draw the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Runs detection and writes the tables.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let device = super::probe::device(&args.device)?;
+    let report = ProbeReport::load(&args.probe).with_context(|| format!("reading {}", args.probe.display()))?;
+    let head_path = report.head_path(&args.probe);
+    let head = Head::load(&head_path)?;
+    let (net, _) = model::checkpoint::load(&args.checkpoint, device)
+        .with_context(|| format!("loading checkpoint {}", args.checkpoint.display()))?;
+    let spec = LandmarkSpec::from_str(&args.landmarks)?;
+    if spec.needs_given() {
+        bail!("--landmarks {}: detect needs a detector (dlib or fan:WEIGHTS)", args.landmarks);
+    }
+    let mut lm = backend::create(&spec, if device.is_cuda() { "cuda" } else { "cpu" })?;
+    let csv = args.out.clone().unwrap_or_else(|| {
+        let stem = args.video.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "video".into());
+        PathBuf::from(format!("{stem}.au.csv"))
+    });
+    let parquet = csv.with_extension("parquet");
+    let aus = report.au_numbers.clone();
+    let started = std::time::Instant::now();
+    let bar = super::audit::Bar::new();
+    let quiet = pipeline::progress::NoProgress;
+    let progress: &dyn pipeline::progress::Progress = if args.quiet { &quiet } else { &bar };
+    let mut rows: Vec<FrameRecord> = Vec::new();
+    let size = args.crop_size as i64;
+    let stats = detect::faces_in_video(&args.video, lm.as_mut(), args.crop_size, args.batch, progress, |frames| {
+        let faces: Vec<&detect::AlignedFace> = frames.iter().filter_map(|f| f.face.as_ref()).collect();
+        let mut probs = Vec::new();
+        if !faces.is_empty() {
+            let bytes: Vec<u8> = faces.iter().flat_map(|f| f.rgb.iter().copied()).collect();
+            let images = Tensor::from_slice(&bytes)
+                .view([faces.len() as i64, size, size, 3])
+                .permute([0, 3, 1, 2])
+                .to_device(device); // [B, 3, S, S] uint8
+            let p = model::probe::au_probabilities(&net, &head, &images)
+                .map_err(|e| pipeline::PipelineError::Config(e.to_string()))?;
+            probs =
+                Vec::<f32>::try_from(p.flatten(0, -1)).map_err(|e| pipeline::PipelineError::Config(e.to_string()))?;
+        }
+        let mut k = 0;
+        for f in frames {
+            let (confidence, success, p) = match &f.face {
+                Some(face) => {
+                    let p = probs[k * aus.len()..(k + 1) * aus.len()].to_vec();
+                    k += 1;
+                    (face.score, 1, p)
+                }
+                None => (0.0, 0, Vec::new()),
+            };
+            rows.push(FrameRecord {
+                frame: f.index + 1,
+                face_id: 0,
+                timestamp: f.timestamp_ms as f64 / 1000.0,
+                confidence,
+                success,
+                probs: p,
+            });
+        }
+        Ok(())
+    })
+    .with_context(|| format!("detecting in {}", args.video.display()))?;
+    let secs = started.elapsed().as_secs_f64();
+    detect::write_csv(&csv, &aus, &rows, THRESHOLD)?;
+    detect::write_parquet(&parquet, &aus, &rows, THRESHOLD)?;
+    let faces = rows.iter().filter(|r| r.success == 1).count();
+    println!(
+        "{}: {} frames, face in {} ({} without), {:.1} s, {:.1} frames/s ({} landmarks, {} AUs from {})",
+        args.video.display(),
+        stats.kept,
+        faces,
+        rows.len() - faces,
+        secs,
+        stats.kept as f64 / secs.max(1e-9),
+        lm.name(),
+        aus.len(),
+        report.dataset.name()
+    );
+    println!("wrote {} and {}", csv.display(), parquet.display());
+    Ok(ExitCode::SUCCESS)
+}

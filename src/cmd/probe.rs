@@ -1,0 +1,191 @@
+//! `mcsfau probe`: the linear probe of a pretrained checkpoint on BP4D or
+//! DISFA shards with a frame manifest's train/val/test splits; writes
+//! probe.json, probe.csv, probe.md and the head, prints the per-AU F1 table.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use model::probe::linear::LinearConfig;
+use model::probe::{self, features, CheckpointInfo, Dataset, ProbeConfig, ProbeData, Split};
+
+/// Arguments of `mcsfau probe`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Checkpoint (`.safetensors` with its `.json` sidecar) whose online
+    /// backbone is probed, frozen.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Folder of shards (searched recursively; only the dataset's shards are used).
+    #[arg(long)]
+    pub shards: PathBuf,
+    /// Frame manifest JSON of the dataset (`mcsfau manifest build`) with
+    /// splits train, val and test.
+    #[arg(long)]
+    pub manifest: PathBuf,
+    /// Probe dataset: bp4d (12 AUs) or disfa (8 AUs).
+    #[arg(long)]
+    pub dataset: String,
+    /// Output folder for probe.json, probe.csv, probe.md, probe_head.safetensors.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Feature cache folder [default: $XDG_CACHE_HOME/mcsfau/probe-features,
+    /// else ~/.cache/mcsfau/probe-features].
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not read or write the feature cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Learning rates of the selection grid (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = LinearConfig::default().lrs)]
+    pub lrs: Vec<f64>,
+    /// Weight decays of the selection grid (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = LinearConfig::default().weight_decays)]
+    pub weight_decays: Vec<f64>,
+    /// Epochs at most per grid point (the best epoch on val is kept).
+    #[arg(long, default_value_t = LinearConfig::default().max_epochs)]
+    pub max_epochs: usize,
+    /// Early stopping: epochs without a better val mean F1.
+    #[arg(long, default_value_t = LinearConfig::default().patience)]
+    pub patience: usize,
+    /// Rows per optimizer step of the head.
+    #[arg(long, default_value_t = LinearConfig::default().batch_size)]
+    pub batch_size: usize,
+    /// Seed of the head's initialisation and row order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Images per backbone forward pass.
+    #[arg(long, default_value_t = 64)]
+    pub feature_batch: usize,
+    /// JPEG-decode threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+    /// Device: auto (CUDA when available), cpu, cuda.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+/// The device named by `--device`.
+pub fn device(name: &str) -> anyhow::Result<tch::Device> {
+    Ok(match name {
+        "auto" => tch::Device::cuda_if_available(),
+        "cpu" => tch::Device::Cpu,
+        "cuda" if tch::Cuda::is_available() => tch::Device::Cuda(0),
+        "cuda" => bail!("--device cuda: libtorch sees no CUDA device"),
+        other => bail!("--device {other}: expected auto, cpu or cuda"),
+    })
+}
+
+fn default_cache() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("mcsfau").join("probe-features"))
+}
+
+/// Runs the probe and prints the table.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let dataset: Dataset = args.dataset.parse()?;
+    let device = device(&args.device)?;
+    let loaded = pipeline::manifest::load(&args.manifest)
+        .with_context(|| format!("loading manifest {}", args.manifest.display()))?;
+    if loaded.manifest.dataset != dataset.name() {
+        bail!("manifest {} is for {}, not {}", args.manifest.display(), loaded.manifest.dataset, dataset.name());
+    }
+    let split = |name: &str| -> anyhow::Result<Split> {
+        let summary = loaded.manifest.splits.iter().find(|s| s.name == name).with_context(|| {
+            format!(
+                "manifest {} has no {name} split (protocol {}; the probe needs train, val and test)",
+                args.manifest.display(),
+                loaded.manifest.protocol
+            )
+        })?;
+        let ids: HashSet<String> = loaded.sample_ids(name).into_iter().map(str::to_string).collect();
+        if ids.is_empty() {
+            bail!("manifest {}: the {name} split has no frames", args.manifest.display());
+        }
+        Ok(Split { name: name.into(), ids, hash: summary.rows_sha256.clone() })
+    };
+    let shard_paths = features::dataset_shards(&args.shards, dataset.name())?;
+    let data = ProbeData {
+        shard_paths,
+        train: split("train")?,
+        val: split("val")?,
+        test: split("test")?,
+        manifest: args.manifest.display().to_string(),
+    };
+    let cfg = ProbeConfig {
+        linear: LinearConfig {
+            lrs: args.lrs,
+            weight_decays: args.weight_decays,
+            max_epochs: args.max_epochs,
+            patience: args.patience,
+            batch_size: args.batch_size,
+            seed: args.seed,
+        },
+        feature_batch: args.feature_batch,
+        workers: args.workers,
+        cache_dir: if args.no_cache { None } else { args.cache_dir.or_else(default_cache) },
+    };
+    let started = std::time::Instant::now();
+    let (net, meta) = model::checkpoint::load(&args.checkpoint, device)
+        .with_context(|| format!("loading checkpoint {}", args.checkpoint.display()))?;
+    let info = CheckpointInfo {
+        path: args.checkpoint.display().to_string(),
+        sha256: features::file_sha256(&args.checkpoint)?,
+        step: meta.step,
+    };
+    let (report, head) = probe::run(&net, &info, dataset, &data, &cfg, &Bar::new())?;
+    let json = report.write(&args.out, &head)?;
+    println!(
+        "probe of {} on {} (step {}), {:.1} s; selected on val: lr {}, wd {}, epoch {}",
+        args.checkpoint.display(),
+        dataset.name(),
+        meta.step,
+        started.elapsed().as_secs_f64(),
+        report.selection.chosen.lr,
+        report.selection.chosen.weight_decay,
+        report.selection.chosen.best_epoch
+    );
+    for s in &report.splits {
+        println!("  {:<5} {:>7} frames{}", s.name, s.frames, if s.cached { " (cached features)" } else { "" });
+    }
+    println!("\nTest F1 (%) at 0.5:\n\n{}", report.f1_table());
+    println!("report: {} (+ probe.csv, probe.md, {})", json.display(), report.head_file);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An indicatif bar behind the model crate's progress trait (stderr, hidden
+/// when stderr is not a terminal).
+pub struct Bar(ProgressBar);
+
+impl Bar {
+    /// A bar that shows once a phase starts.
+    pub fn new() -> Self {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{msg:24} [{bar:30}] {pos}/{len} {per_sec} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Self(bar)
+    }
+}
+
+impl probe::Progress for Bar {
+    fn start(&self, phase: &str, total: u64) {
+        self.0.reset();
+        self.0.set_length(total);
+        self.0.set_message(phase.to_string());
+    }
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn message(&self, msg: &str) {
+        self.0.set_message(msg.to_string());
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
