@@ -8,7 +8,7 @@
 //! the file name (BP4D), coordinates in source-frame pixels.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{Face68, FrameRef, LandmarkBackend, Points68, NUM_POINTS_68};
 use crate::error::{PipelineError, Result};
@@ -57,6 +57,19 @@ impl LandmarkBackend for GivenBackend {
             .iter()
             .map(|f| f.given.map(|p| Face68 { points: *p, score: 1.0, face_box: bounding_box(p) }))
             .collect())
+    }
+}
+
+/// The sidecar of a video file or a BP4D frame folder, the one naming rule
+/// both `mcsfau synth` and preprocess use: `clip.mp4` -> `clip.ldm68.csv`,
+/// `Sequences/F001/T1` -> `Sequences/F001/T1.ldm68.csv`.
+pub fn sidecar_path(media: &Path) -> PathBuf {
+    if media.extension().is_some() {
+        media.with_extension("ldm68.csv")
+    } else {
+        let mut s = media.as_os_str().to_owned();
+        s.push(".ldm68.csv");
+        PathBuf::from(s)
     }
 }
 

@@ -77,14 +77,7 @@ impl Clip {
     /// extension replaced by `.ldm68.csv`, or `.ldm68.csv` appended to a
     /// frame folder's name.
     pub fn sidecar_path(&self) -> PathBuf {
-        match self.kind {
-            ClipKind::Video => self.path.with_extension("ldm68.csv"),
-            ClipKind::Frames => {
-                let mut s = self.path.clone().into_os_string();
-                s.push(".ldm68.csv");
-                PathBuf::from(s)
-            }
-        }
+        crate::landmarks::given::sidecar_path(&self.path)
     }
 }
 

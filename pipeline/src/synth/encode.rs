@@ -127,17 +127,6 @@ pub fn write_jpeg(path: &Path, rgb: &[u8], width: u32, height: u32) -> Result<()
     std::fs::write(path, bytes).map_err(|e| PipelineError::io(path, e))
 }
 
-/// The sidecar path of a video file or a BP4D frame folder (COMMON.md):
-/// `clip.mp4` -> `clip.ldm68.csv`, `Sequences/F001/T1` -> `Sequences/F001/T1.ldm68.csv`.
-pub fn sidecar_path(media: &Path) -> PathBuf {
-    if media.extension().is_some() {
-        media.with_extension("ldm68.csv")
-    } else {
-        let name = media.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        media.with_file_name(format!("{name}.ldm68.csv"))
-    }
-}
-
 /// Writes the landmark sidecar: header `frame,x0,y0,...,x67,y67`, one row
 /// per frame, pixel coordinates with four decimals.
 pub fn write_sidecar(path: &Path, rows: &[(i64, Points68)]) -> Result<()> {
@@ -156,36 +145,6 @@ pub fn write_sidecar(path: &Path, rows: &[(i64, Points68)]) -> Result<()> {
     write_atomic(path, s.as_bytes())
 }
 
-/// Reads a landmark sidecar written by [`write_sidecar`]: `(frame, points)`
-/// per row. Errors name the file, the line and what was expected.
-pub fn read_sidecar(path: &Path) -> Result<Vec<(i64, Points68)>> {
-    let text = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
-    let bad = |line: usize, message: String| PipelineError::Parse { path: path.to_path_buf(), line, message };
-    let mut lines = text.lines();
-    let header = lines.next().unwrap_or_default();
-    if !header.starts_with("frame,x0,y0,") || header.split(',').count() != 137 {
-        return Err(bad(1, "expected the header `frame,x0,y0,...,x67,y67`".into()));
-    }
-    let mut rows = Vec::new();
-    for (i, line) in lines.enumerate() {
-        let fields: Vec<&str> = line.split(',').collect();
-        if fields.len() != 137 {
-            return Err(bad(i + 2, format!("{} fields, expected 137 (frame + 68 x, y)", fields.len())));
-        }
-        let frame = fields[0]
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| bad(i + 2, format!("frame `{}` is not an integer", fields[0])))?;
-        let mut pts = [[0.0f32; 2]; 68];
-        for (k, v) in fields[1..].iter().enumerate() {
-            pts[k / 2][k % 2] =
-                v.trim().parse().map_err(|_| bad(i + 2, format!("coordinate `{v}` is not a number")))?;
-        }
-        rows.push((frame, pts));
-    }
-    Ok(rows)
-}
-
 /// Writes `bytes` to a temporary name, then renames it to `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = tmp_name(path);
@@ -196,6 +155,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::landmarks::given::{read_sidecar, sidecar_path};
 
     #[test]
     fn sidecar_round_trips_and_bad_rows_name_the_line() {
@@ -206,8 +166,9 @@ mod tests {
             *p = [k as f32 * 1.25, 200.0 - k as f32 * 0.5];
         }
         write_sidecar(&path, &[(0, pts), (7, pts)]).unwrap();
+        // preprocess's reader is the one reader of the format
         let back = read_sidecar(&path).unwrap();
-        assert_eq!(back, vec![(0, pts), (7, pts)]);
+        assert_eq!(back.into_iter().collect::<Vec<_>>(), vec![(0, pts), (7, pts)]);
         let text = std::fs::read_to_string(&path).unwrap().replace("\n7,", "\nseven,");
         std::fs::write(&path, text).unwrap();
         let err = read_sidecar(&path).unwrap_err().to_string();

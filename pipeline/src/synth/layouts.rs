@@ -19,10 +19,11 @@ use rayon::prelude::*;
 
 use super::clip::{ClipPlan, Framing};
 use super::draw::Rendered;
-use super::encode::{sidecar_path, write_atomic, write_jpeg, write_sidecar, Codec, VideoEncoder};
+use super::encode::{write_atomic, write_jpeg, write_sidecar, Codec, VideoEncoder};
 use super::face::Identity;
 use super::{au, preview, rng_for, ClipSummary, Layout, SynthConfig, SynthSummary};
 use crate::error::{PipelineError, Result};
+use crate::landmarks::given::sidecar_path;
 use crate::progress::Progress;
 
 /// DISFA's subjects (27 of SN001-SN032, DATA.md folds).
