@@ -24,6 +24,12 @@ build:
 test: build
     cargo test --workspace --no-fail-fast
 
+# The whole suite once per CPU kernel set libtorch can pick on this machine
+# (ATEN_CPU_CAPABILITY = default, avx2, avx512), with the parity errors
+# printed (scripts/test-kernels.sh; not part of `just test`; docs/setup.md).
+test-kernels:
+    scripts/test-kernels.sh
+
 # Formatting and clippy, warnings as errors.
 lint:
     cargo fmt --all --check

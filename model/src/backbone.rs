@@ -2,6 +2,12 @@
 //! a torchvision-layout ResNet with Bottleneck blocks (v1.5: stride on the
 //! 3x3 conv), without the average pool and the fc layer.
 //!
+//! `backbone.output_stride = 16` is torchvision's
+//! `replace_stride_with_dilation = [False, False, True]`: layer4 keeps
+//! stride 1 and dilates its later 3x3 convolutions by 2 (DeepLab), so the
+//! map is S/16 instead of S/32 with the same variables. The `small` preset
+//! uses it to get the paper's 8x8 map (and mask geometry) at 128 px.
+//!
 //! Variables carry torchvision's names (`conv1.weight`, `bn1.running_mean`,
 //! `layer1.0.conv1.weight`, `layer2.0.downsample.0.weight`, ...), so the
 //! exported backbone loads into `torchvision.models.resnet50` and the EMA
@@ -16,11 +22,24 @@ use crate::config::ModelConfig;
 const EXPANSION: i64 = 4;
 
 fn conv(p: nn::Path, c_in: i64, c_out: i64, ksize: i64, stride: i64, padding: i64) -> nn::Conv2D {
+    dilated_conv(p, c_in, c_out, ksize, stride, padding, 1)
+}
+
+fn dilated_conv(
+    p: nn::Path,
+    c_in: i64,
+    c_out: i64,
+    ksize: i64,
+    stride: i64,
+    padding: i64,
+    dilation: i64,
+) -> nn::Conv2D {
     // torchvision: no conv bias, kaiming_normal(fan_out, relu) init.
     let fan_out = (c_out * ksize * ksize) as f64;
     let cfg = nn::ConvConfig {
         stride,
         padding,
+        dilation,
         bias: false,
         ws_init: nn::Init::Randn { mean: 0.0, stdev: (2.0 / fan_out).sqrt() },
         ..Default::default()
@@ -46,14 +65,16 @@ struct Bottleneck {
 }
 
 impl Bottleneck {
-    fn new(p: nn::Path, c_in: i64, width: i64, stride: i64) -> Self {
+    /// torchvision's `Bottleneck(c_in, width, stride, dilation=dilation)`:
+    /// the 3x3 conv has padding = dilation.
+    fn new(p: nn::Path, c_in: i64, width: i64, stride: i64, dilation: i64) -> Self {
         let c_out = width * EXPANSION;
         let downsample = (stride != 1 || c_in != c_out)
             .then(|| (conv(&p / "downsample" / 0, c_in, c_out, 1, stride, 0), bn2d(&p / "downsample" / 1, c_out)));
         Self {
             conv1: conv(&p / "conv1", c_in, width, 1, 1, 0),
             bn1: bn2d(&p / "bn1", width),
-            conv2: conv(&p / "conv2", width, width, 3, stride, 1),
+            conv2: dilated_conv(&p / "conv2", width, width, 3, stride, dilation, dilation),
             bn2: bn2d(&p / "bn2", width),
             conv3: conv(&p / "conv3", width, c_out, 1, 1, 0),
             bn3: bn2d(&p / "bn3", c_out),
@@ -75,7 +96,7 @@ impl ModuleT for Bottleneck {
     }
 }
 
-/// ResNet feature extractor q: image -> stride-32 feature map.
+/// ResNet feature extractor q: image -> stride-32 (or 16) feature map.
 #[derive(Debug)]
 pub struct Backbone {
     conv1: nn::Conv2D,
@@ -93,13 +114,19 @@ impl Backbone {
         let bn1 = bn2d(&p / "bn1", w);
         let mut c_in = w;
         let mut layers = Vec::with_capacity(4);
+        // torchvision's `_make_layer(dilate=True)` for layer4 at output stride
+        // 16: stride 1, the first block at the previous dilation (1), the
+        // others at 2.
+        let dilate_layer4 = cfg.backbone.output_stride == 16;
         for (i, &n) in cfg.backbone.blocks.iter().enumerate() {
             let width = w << i;
-            let stride = if i == 0 { 1 } else { 2 };
+            let dilated = i == 3 && dilate_layer4;
+            let stride = if i == 0 || dilated { 1 } else { 2 };
             let lp = &p / format!("layer{}", i + 1);
             let blocks: Vec<Bottleneck> = (0..n)
                 .map(|b| {
-                    let block = Bottleneck::new(&lp / b, c_in, width, if b == 0 { stride } else { 1 });
+                    let dilation = if dilated && b > 0 { 2 } else { 1 };
+                    let block = Bottleneck::new(&lp / b, c_in, width, if b == 0 { stride } else { 1 }, dilation);
                     c_in = width * EXPANSION;
                     block
                 })
@@ -121,7 +148,8 @@ impl ModuleT for Backbone {
     ///
     /// # Shapes
     /// * `xs`: `[B, 3, S, S]`, normalised RGB, S = `image_size`.
-    /// * returns `[B, C, S/32, S/32]` (ResNet-50 at 256: `[B, 2048, 8, 8]`).
+    /// * returns `[B, C, S/o, S/o]`, o = `backbone.output_stride` (ResNet-50
+    ///   at 256: `[B, 2048, 8, 8]`).
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut ys = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu(); // [B, w, S/2, S/2]
         ys = ys.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false); // [B, w, S/4, S/4]
@@ -130,7 +158,7 @@ impl ModuleT for Backbone {
                 ys = block.forward_t(&ys, train);
             }
         }
-        ys // [B, C, S/32, S/32]
+        ys // [B, C, S/o, S/o]
     }
 }
 

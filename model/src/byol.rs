@@ -80,7 +80,18 @@ impl OnlineHeads {
     /// # Shapes
     /// `f_mac`: `[B, C, H, W]` -> `[B, D]`.
     pub fn forward_t(&self, f_mac: &Tensor, train: bool) -> Tensor {
-        self.predictor.forward_t(&self.projector.forward_t(&pool(f_mac), train), train)
+        self.forward_both(f_mac, train).1
+    }
+
+    /// `(g(pool(F_mac)), f(g(pool(F_mac))))`: the projection (watched for
+    /// collapse) and `V_mac`.
+    ///
+    /// # Shapes
+    /// `f_mac`: `[B, C, H, W]` -> `([B, D], [B, D])`.
+    pub fn forward_both(&self, f_mac: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let z = self.projector.forward_t(&pool(f_mac), train);
+        let v = self.predictor.forward_t(&z, train);
+        (z, v)
     }
 }
 
@@ -121,8 +132,9 @@ impl TargetNet {
 pub fn byol_loss(v: &Tensor, z: &Tensor) -> Tensor {
     let v = normalize(v);
     let z = normalize(z);
-    let cos = (v * z).sum_dim_intlist(-1, false, tch::Kind::Float); // [B]
-    (cos * -2.0 + 2.0).mean(tch::Kind::Float)
+    let kind = crate::precision::wide_kind(v.kind());
+    let cos = (v * z).sum_dim_intlist(-1, false, kind); // [B]
+    (cos * -2.0 + 2.0).mean(kind)
 }
 
 fn normalize(x: &Tensor) -> Tensor {

@@ -7,6 +7,13 @@
 //!
 //! # Presets
 //! * `paper`: the defaults.
+//! * `small`: CPU experiments that exercise every mechanism as the paper's
+//!   preset does: 128x128 input, a ResNet with one bottleneck per stage,
+//!   base width 8 (256 channels) and output stride 16 (layer4 dilated), so
+//!   the map is 8x8 like the paper's and each cell covers 16 px; `r = 20`,
+//!   `sigma_max = 2` px (the paper's lengths x 128/256), so the masks cover
+//!   the same cells of the 8x8 map as the paper's at 256 px (docs/model.md
+//!   measures it); a 2+2-layer Transformer of width 64.
 //! * `tiny`: the same code paths at CPU-test scale: 64x64 input, a ResNet
 //!   with one bottleneck per stage and base width 4 (128 feature channels,
 //!   2x2 feature map), small heads and Transformer. Lengths given in image
@@ -20,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ModelError, Result};
 
 /// The preset names [`ModelConfig::preset`] knows.
-pub const PRESETS: &str = "paper, tiny";
+pub const PRESETS: &str = "paper, small, tiny";
 
 /// The whole model: backbone, MFDC, MFRR, MCI and the loss weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +57,10 @@ pub struct BackboneConfig {
     pub width: i64,
     /// Bottleneck blocks per stage (ResNet-50: 3, 4, 6, 3).
     pub blocks: [i64; 4],
+    /// Input pixels per feature-map cell: 32 (torchvision's ResNet), or 16
+    /// (layer4 dilated instead of strided, torchvision's
+    /// `replace_stride_with_dilation=[False, False, True]`).
+    pub output_stride: i64,
 }
 
 /// MFDC heads and EMA (eq. 1-2).
@@ -64,14 +75,54 @@ pub struct MfdcConfig {
     pub tau: f64,
 }
 
-/// Where the per-sample mask decision is drawn.
+/// Where the Bernoulli(gamma) mask decision of eq. 4 is drawn: the paper
+/// can be read three ways (docs/method.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MaskMode {
-    /// One Bernoulli(gamma) draw per sample (SPEC: "per sample").
+    /// One draw per sample: all 49 squares of a face or none (the default).
     PerSample,
-    /// One Bernoulli(gamma) draw for the whole batch (ablation).
+    /// One draw for the whole batch (paper 4.2: 60 % "per training iteration").
     PerBatch,
+    /// One draw per landmark and sample (eq. 4's `B(p_k^n, gamma, r)`).
+    PerLandmark,
+}
+
+/// The units of L_d (eq. 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LdScale {
+    /// The literal form: the sum over the k - 1 steps of MSEs in pixels^2.
+    /// Grows with the image side and with k (about 431 at the paper's 256 px,
+    /// k = 50, sigma_max = 4, most of it the jitter no head can predict).
+    PixelSum,
+    /// Scale-free (the default): the mean over the steps of the MSE divided
+    /// by `sigma_max^2`. A head that predicts no offset scores about 1/3
+    /// (the mean of `sigma_m^2 / sigma_max^2` over a linear ramp to 0),
+    /// at any image size, k or sigma_max. Needs `sigma_max > 0`.
+    Jitter,
+}
+
+/// What each refinement step of eq. 3 is trained to reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CascadeTarget {
+    /// `sg(p_(m-1))`, the previous point (eq. 3's form, the default); p_k
+    /// may drift from p_1 as the steps' errors add up.
+    Previous,
+    /// `p_1`, the cached landmarks (an anchored cascade: every step
+    /// denoises toward the landmarks, so p_k cannot drift away).
+    Landmarks,
+}
+
+/// Which points place the eq. 4 squares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaskAt {
+    /// `p_k`, the refined points (the paper; the default).
+    Refined,
+    /// `p_1`, the cached landmarks.
+    Landmarks,
 }
 
 /// MFRR: landmark cascade (eq. 3), masks (eq. 4), reconstruction (eq. 5).
@@ -93,8 +144,14 @@ pub struct MfrrConfig {
     pub r: f64,
     /// Probability gamma that the masks are applied (paper: 0.6).
     pub gamma: f64,
-    /// Per-sample or per-batch mask decision.
+    /// Where the gamma decision is drawn: per sample, batch or landmark.
     pub mask_mode: MaskMode,
+    /// Units of L_d: scale-free `jitter` (default) or the literal `pixel_sum`.
+    pub ld_scale: LdScale,
+    /// What each cascade step targets: `previous` (eq. 3) or `landmarks` (p_1).
+    pub cascade_target: CascadeTarget,
+    /// Which points place the masks: `refined` (p_k) or `landmarks` (p_1).
+    pub mask_at: MaskAt,
     /// The reconstruction Transformer T.
     pub transformer: TransformerConfig,
 }
@@ -147,7 +204,7 @@ impl Default for ModelConfig {
 
 impl Default for BackboneConfig {
     fn default() -> Self {
-        Self { width: 64, blocks: [3, 4, 6, 3] }
+        Self { width: 64, blocks: [3, 4, 6, 3], output_stride: 32 }
     }
 }
 
@@ -167,6 +224,9 @@ impl Default for MfrrConfig {
             r: 40.0,
             gamma: 0.6,
             mask_mode: MaskMode::PerSample,
+            ld_scale: LdScale::Jitter,
+            cascade_target: CascadeTarget::Previous,
+            mask_at: MaskAt::Refined,
             transformer: TransformerConfig::default(),
         }
     }
@@ -198,7 +258,7 @@ impl ModelConfig {
         let paper = MfrrConfig::default();
         Self {
             image_size,
-            backbone: BackboneConfig { width: 4, blocks: [1, 1, 1, 1] },
+            backbone: BackboneConfig { width: 4, blocks: [1, 1, 1, 1], output_stride: 32 },
             mfdc: MfdcConfig { hidden: 64, dim: 32, tau: 0.99 },
             mfrr: MfrrConfig {
                 refiner_hidden: 32,
@@ -219,10 +279,39 @@ impl ModelConfig {
         }
     }
 
-    /// A preset by name (`paper` or `tiny`).
+    /// The CPU-experiment model (see the module docs): 128x128, 8x8 map.
+    pub fn small() -> Self {
+        let image_size = 128;
+        let scale = image_size as f64 / 256.0;
+        let paper = MfrrConfig::default();
+        Self {
+            image_size,
+            backbone: BackboneConfig { width: 8, blocks: [1, 1, 1, 1], output_stride: 16 },
+            mfdc: MfdcConfig { hidden: 512, dim: 128, tau: 0.99 },
+            mfrr: MfrrConfig {
+                refiner_hidden: 64,
+                sigma_max: paper.sigma_max * scale,
+                r: paper.r * scale,
+                transformer: TransformerConfig {
+                    d_model: 64,
+                    heads: 4,
+                    encoder_layers: 2,
+                    decoder_layers: 2,
+                    ff_dim: 128,
+                    dropout: 0.1,
+                },
+                ..paper
+            },
+            mci: MciConfig { hidden: 256, dim: 64, ..MciConfig::default() },
+            bf16_autocast: false,
+        }
+    }
+
+    /// A preset by name (`paper`, `small` or `tiny`).
     pub fn preset(name: &str) -> Result<Self> {
         match name {
             "paper" => Ok(Self::paper()),
+            "small" => Ok(Self::small()),
             "tiny" => Ok(Self::tiny()),
             _ => Err(ModelError::UnknownPreset { name: name.to_string(), expected: PRESETS }),
         }
@@ -233,9 +322,10 @@ impl ModelConfig {
         self.backbone.width * 8 * 4
     }
 
-    /// Side H = W of the backbone's feature map (stride 32).
+    /// Side H = W of the backbone's feature map (`image_size /
+    /// backbone.output_stride`).
     pub fn feature_side(&self) -> i64 {
-        self.image_size / 32
+        self.image_size / self.backbone.output_stride
     }
 
     /// Checks what the networks rely on; every constructor calls it.
@@ -246,6 +336,9 @@ impl ModelConfig {
         }
         if self.backbone.width < 1 || self.backbone.blocks.iter().any(|&b| b < 1) {
             return bad(format!("backbone {:?} needs width >= 1 and >= 1 block per stage", self.backbone));
+        }
+        if ![16, 32].contains(&self.backbone.output_stride) {
+            return bad(format!("backbone.output_stride {} must be 16 or 32", self.backbone.output_stride));
         }
         if !(0.0..=1.0).contains(&self.mfdc.tau) {
             return bad(format!("mfdc.tau {} must lie in [0, 1]", self.mfdc.tau));
@@ -258,6 +351,12 @@ impl ModelConfig {
             return bad(format!(
                 "mfrr gamma {} must lie in [0, 1], sigma_max {} and r {} >= 0",
                 m.gamma, m.sigma_max, m.r
+            ));
+        }
+        if m.ld_scale == LdScale::Jitter && m.sigma_max <= 0.0 {
+            return bad(format!(
+                "mfrr.ld_scale = \"jitter\" divides by sigma_max^2, but sigma_max is {}: use ld_scale = \"pixel_sum\"",
+                m.sigma_max
             ));
         }
         let t = &m.transformer;
@@ -289,6 +388,23 @@ mod tests {
         assert_eq!((t.image_size, t.feature_side(), t.feature_channels()), (64, 2, 128));
         assert_eq!((t.mfrr.r, t.mfrr.sigma_max, t.mfrr.k), (10.0, 1.0, 50));
         t.validate().unwrap();
+    }
+
+    #[test]
+    fn small_has_the_papers_map_and_mask_geometry_at_half_the_size() {
+        let (s, p) = (ModelConfig::small(), ModelConfig::paper());
+        assert_eq!((s.image_size, s.feature_side(), s.feature_channels()), (128, 8, 256));
+        // Same cells, same square side in cells: r / stride.
+        let cell = |c: &ModelConfig| c.image_size as f64 / c.feature_side() as f64;
+        assert_eq!(s.mfrr.r / cell(&s), p.mfrr.r / cell(&p));
+        assert_eq!((s.mfrr.sigma_max, s.mfrr.k, s.mfrr.gamma), (2.0, 50, 0.6));
+        s.validate().unwrap();
+        let mut bad = s.clone();
+        bad.backbone.output_stride = 8;
+        assert!(bad.validate().unwrap_err().to_string().contains("output_stride"));
+        bad = s;
+        bad.mfrr.sigma_max = 0.0;
+        assert!(bad.validate().unwrap_err().to_string().contains("pixel_sum"));
     }
 
     #[test]

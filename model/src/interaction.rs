@@ -13,10 +13,11 @@
 //! `p_m.0.*`, `p_m.2.*` (`p_r.*` likewise), as a PyTorch `nn.Sequential`.
 
 use tch::nn;
-use tch::{Kind, Reduction, Tensor};
+use tch::{Reduction, Tensor};
 
 use crate::byol::pool;
 use crate::config::ModelConfig;
+use crate::precision::wide_kind;
 
 /// `Linear ReLU Linear`.
 #[derive(Debug)]
@@ -73,8 +74,9 @@ impl Interaction {
 /// `c_mic`, `c_mac`: `[B, D']` -> scalar.
 pub fn kl_mic_mac(c_mic: &Tensor, c_mac: &Tensor) -> Tensor {
     let b = c_mac.size()[0] as f64;
-    let log_p_mac = c_mac.to_kind(Kind::Float).log_softmax(-1, Kind::Float);
-    let log_q_mic = c_mic.to_kind(Kind::Float).log_softmax(-1, Kind::Float);
+    let kind = wide_kind(c_mac.kind());
+    let log_p_mac = c_mac.to_kind(kind).log_softmax(-1, kind);
+    let log_q_mic = c_mic.to_kind(kind).log_softmax(-1, kind);
     log_p_mac.kl_div(&log_q_mic, Reduction::Sum, true) / b
 }
 

@@ -14,24 +14,32 @@
 use tch::{Device, Kind, Tensor};
 
 use crate::config::MaskMode;
+use crate::precision::at_least_f32;
 
 /// The cell mask: true where a cell is zeroed.
 ///
 /// # Shapes
-/// * `points`: `[B, N, 2]` image pixels `(x, y)`; `apply`: `[B]` bool.
+/// * `points`: `[B, N, 2]` image pixels `(x, y)`.
+/// * `apply`: `[B]` bool (one decision per sample) or `[B, N]` (one per
+///   landmark: only the squares whose draw is true count).
 /// * returns `[B, H, W]` bool (H = W = `side`).
 pub fn landmark_mask(points: &Tensor, apply: &Tensor, image_size: i64, side: i64, r: f64) -> Tensor {
     let (dev, stride) = (points.device(), image_size as f64 / side as f64);
-    let centres = (Tensor::arange(side, (Kind::Float, dev)) + 0.5) * stride; // [W]
+    let points = at_least_f32(points); // f32, or f64 for the f64 parity test
+    let centres = (Tensor::arange(side, (points.kind(), dev)) + 0.5) * stride; // [W]
     let half = r / 2.0;
-    let points = points.to_kind(Kind::Float);
     let px = points.select(2, 0).unsqueeze(-1); // [B, N, 1]
     let py = points.select(2, 1).unsqueeze(-1); // [B, N, 1]
     let in_x = (&centres - px).abs().le(half); // [B, N, W]
     let in_y = (&centres - py).abs().le(half); // [B, N, H]
     let inside = in_y.unsqueeze(-1).logical_and(&in_x.unsqueeze(-2)); // [B, N, H, W]
+    let apply = apply.to_kind(Kind::Bool);
+    if apply.dim() == 2 {
+        let drawn = inside.logical_and(&apply.unsqueeze(-1).unsqueeze(-1)); // [B, N, H, W]
+        return drawn.any_dim(1, false); // [B, H, W]
+    }
     let any = inside.any_dim(1, false); // [B, H, W]
-    any.logical_and(&apply.to_kind(Kind::Bool).view([-1, 1, 1]))
+    any.logical_and(&apply.view([-1, 1, 1]))
 }
 
 /// Zeroes the masked cells.
@@ -43,16 +51,16 @@ pub fn apply_mask(f: &Tensor, mask: &Tensor) -> Tensor {
     f * keep
 }
 
-/// The Bernoulli(gamma) decision per sample (`[B]` bool), drawn from
-/// libtorch's generator on `device` (seed with `tch::manual_seed`).
-/// `PerBatch` draws once and repeats it.
+/// The Bernoulli(gamma) decisions, drawn from libtorch's generator on
+/// `device` (seed with `tch::manual_seed`): `[B]` bool per sample;
+/// `PerBatch` draws once and repeats it; `PerLandmark` draws `[B, N]`.
 pub fn draw_apply(batch: i64, gamma: f64, mode: MaskMode, device: Device) -> Tensor {
-    let n = match mode {
-        MaskMode::PerSample => batch,
-        MaskMode::PerBatch => 1,
-    };
-    let draw = Tensor::rand([n], (Kind::Float, device)).lt(gamma); // [n]
-    draw.expand([batch], false).contiguous()
+    let opts = (Kind::Float, device);
+    match mode {
+        MaskMode::PerSample => Tensor::rand([batch], opts).lt(gamma),
+        MaskMode::PerBatch => Tensor::rand([1], opts).lt(gamma).expand([batch], false).contiguous(),
+        MaskMode::PerLandmark => Tensor::rand([batch, crate::landmarks::LANDMARKS], opts).lt(gamma),
+    }
 }
 
 #[cfg(test)]
@@ -94,5 +102,19 @@ mod tests {
         let s = draw_apply(4000, 0.6, MaskMode::PerSample, Device::Cpu);
         let rate = s.to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
         assert!((rate - 0.6).abs() < 0.03, "{rate}");
+        let l = draw_apply(100, 0.6, MaskMode::PerLandmark, Device::Cpu);
+        assert_eq!(l.size(), [100, 49]);
+        let rate = l.to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+        assert!((rate - 0.6).abs() < 0.03, "{rate}");
+    }
+
+    #[test]
+    fn per_landmark_draws_mask_only_the_drawn_squares() {
+        // Two points far apart: (48, 48) -> cell (1, 1), (208, 208) -> (6, 6).
+        let pts = Tensor::from_slice(&[48.0f32, 48.0, 208.0, 208.0]).reshape([1, 2, 2]);
+        let apply = Tensor::from_slice(&[false, true]).reshape([1, 2]);
+        let m = Vec::<bool>::try_from(landmark_mask(&pts, &apply, 256, 8, 40.0).flatten(0, -1)).unwrap();
+        assert!(!m[8 + 1] && m[6 * 8 + 6]);
+        assert_eq!(m.iter().filter(|&&b| b).count(), 1);
     }
 }

@@ -37,11 +37,12 @@ use tch::{Device, Kind, Tensor};
 
 use crate::backbone::Backbone;
 use crate::byol::{self, OnlineHeads, TargetNet};
-use crate::config::ModelConfig;
+use crate::config::{MaskAt, MaskMode, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::interaction::Interaction;
 use crate::landmarks::{self, Refiner, LANDMARKS};
 use crate::masking;
+use crate::precision;
 use crate::reconstruction::{self, Reconstructor};
 
 /// One training batch (all on the model's device).
@@ -62,7 +63,8 @@ pub struct Batch<'a> {
 pub struct Draws {
     /// Standard-normal jitter, `[k - 1, B, 49, 2]` (scaled by sigma_m inside).
     pub noise: Tensor,
-    /// Whether the masks apply to each sample, `[B]` bool.
+    /// Whether the masks apply: `[B]` bool per sample (`per_sample`,
+    /// `per_batch`), or `[B, 49]` per landmark (`per_landmark`).
     pub apply_mask: Tensor,
 }
 
@@ -97,6 +99,9 @@ pub struct Losses {
     pub refined: Option<Tensor>,
     /// The cell mask, `[B, H, W]` bool, when MFRR ran.
     pub mask: Option<Tensor>,
+    /// The online projection g(pool(F_mac)) of P1, `[B, D]`, detached (the
+    /// collapse diagnostic reads it).
+    pub projection: Tensor,
 }
 
 impl Losses {
@@ -139,6 +144,15 @@ impl McSfau {
         let model = Self { cfg: cfg.clone(), online, target, backbone, heads, refiner, reconstructor, mci, target_net };
         model.copy_online_to_target()?;
         Ok(model)
+    }
+
+    /// Casts every weight and buffer of both stores to `kind` (`Kind::Float`
+    /// for training; `Kind::Double` for the f64 parity test against PyTorch,
+    /// where the CPU's kernel set and summation order move results by ~1e-12
+    /// instead of ~1e-4). Feed inputs of the same kind afterwards.
+    pub fn set_kind(&mut self, kind: Kind) {
+        self.online.set_kind(kind);
+        self.target.set_kind(kind);
     }
 
     fn copy_online_to_target(&self) -> Result<()> {
@@ -196,12 +210,15 @@ impl McSfau {
     }
 
     fn losses_inner(&self, batch: &Batch, draws: &Draws, train: bool) -> Losses {
-        let f32 = |t: Tensor| t.to_kind(Kind::Float);
-        let zero = || Tensor::zeros([], (Kind::Float, self.device()));
         // MFDC (eq. 2): online on both views, target on both views (no grad).
         let f_mac = self.backbone.forward_t(batch.p1, train); // [B, C, H, W]
         let f_mac2 = self.backbone.forward_t(batch.p2, train);
-        let v1 = f32(self.heads.forward_t(&f_mac, train)); // [B, D]
+        // Losses in f32 (f64 when the model runs in f64), whatever autocast does.
+        let wide = precision::wide_kind(batch.p1.kind());
+        let f32 = |t: Tensor| t.to_kind(wide);
+        let zero = || Tensor::zeros([], (wide, self.device()));
+        let (z_online, v1) = self.heads.forward_both(&f_mac, train);
+        let (projection, v1) = (f32(z_online.detach()), f32(v1)); // [B, D]
         let v2 = f32(self.heads.forward_t(&f_mac2, train));
         let z1 = f32(self.target_net.forward_t(batch.p1, train)); // [B, D]
         let z2 = f32(self.target_net.forward_t(batch.p2, train));
@@ -213,13 +230,12 @@ impl McSfau {
             // MFRR: F_p = q_eps(P), q_eps = q_theta.
             let f_p = self.backbone.forward_t(batch.p, train); // [B, C, H, W]
             let out = refiner.cascade(&f_p, batch.landmarks, &draws.noise, &landmarks::sigmas(m.k, m.sigma_max));
-            let cells = masking::landmark_mask(
-                &out.points,
-                &draws.apply_mask,
-                self.cfg.image_size,
-                self.cfg.feature_side(),
-                m.r,
-            ); // [B, H, W]
+            let centres = match m.mask_at {
+                MaskAt::Refined => out.points.shallow_clone(),
+                MaskAt::Landmarks => batch.landmarks.detach(),
+            };
+            let cells =
+                masking::landmark_mask(&centres, &draws.apply_mask, self.cfg.image_size, self.cfg.feature_side(), m.r); // [B, H, W]
             let f_mask = masking::apply_mask(&f_p, &cells);
             let f_mic = reconstructor.forward_t(&f_mask, train); // [B, C, H, W]
             l_r = reconstruction::reconstruction_loss(&f_mic, &f_p);
@@ -231,7 +247,7 @@ impl McSfau {
             mask = Some(cells);
         }
         let total = &l_s + &l_d + &l_r + &l_c * self.cfg.mci.alpha;
-        Losses { l_s, l_d, l_r, l_c, total, refined, mask }
+        Losses { l_s, l_d, l_r, l_c, total, refined, mask, projection }
     }
 
     fn check(&self, batch: &Batch, draws: &Draws) -> Result<()> {
@@ -249,6 +265,10 @@ impl McSfau {
         want("P2", batch.p2, vec![b, 3, s, s])?;
         want("landmarks", batch.landmarks, vec![b, LANDMARKS, 2])?;
         want("draws.noise", &draws.noise, vec![self.cfg.mfrr.k - 1, b, LANDMARKS, 2])?;
-        want("draws.apply_mask", &draws.apply_mask, vec![b])
+        let apply = match self.cfg.mfrr.mask_mode {
+            MaskMode::PerLandmark => vec![b, LANDMARKS],
+            MaskMode::PerSample | MaskMode::PerBatch => vec![b],
+        };
+        want("draws.apply_mask", &draws.apply_mask, apply)
     }
 }

@@ -8,8 +8,29 @@
 //! C++ (Itanium ABI) symbol names. Both enums are `int8_t`-backed, which the
 //! C calling convention passes like an `i8`. Autocast is a thread-local
 //! setting of libtorch: the dtype is set right before each autocast region.
+//!
+//! [`wide_kind`] / [`at_least_f32`]: the losses, the landmark coordinates
+//! and the masks are computed in f32 even when the networks run in bf16, and
+//! in f64 when the model runs in f64 (the PyTorch parity test,
+//! `model/tests/parity.rs`, runs both sides in f64 so that the CPU's kernel
+//! set cannot move the result).
 
-use tch::Kind;
+use tch::{Kind, Tensor};
+
+/// The kind the numerically sensitive parts use for a tensor of `kind`:
+/// f64 stays f64, everything else (bf16, f16, f32, integers) becomes f32.
+pub fn wide_kind(kind: Kind) -> Kind {
+    if kind == Kind::Double {
+        Kind::Double
+    } else {
+        Kind::Float
+    }
+}
+
+/// `t` in [`wide_kind`] (no copy when it already is).
+pub fn at_least_f32(t: &Tensor) -> Tensor {
+    t.to_kind(wide_kind(t.kind()))
+}
 
 /// `c10::DeviceType::CUDA`.
 const DEVICE_CUDA: i8 = 1;
@@ -66,5 +87,16 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn wide_kind_keeps_f64_and_widens_the_rest_to_f32() {
+        assert_eq!(wide_kind(Kind::Double), Kind::Double);
+        for k in [Kind::BFloat16, Kind::Half, Kind::Float, Kind::Int64] {
+            assert_eq!(wide_kind(k), Kind::Float);
+        }
+        let t = Tensor::from_slice(&[1.5f64]);
+        assert_eq!(at_least_f32(&t).kind(), Kind::Double);
+        assert_eq!(at_least_f32(&t.to_kind(Kind::BFloat16)).kind(), Kind::Float);
     }
 }

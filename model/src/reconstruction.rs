@@ -9,7 +9,9 @@
 //! `Linear(d_model -> C)` (`output_proj`) back to the feature map's shape.
 
 use tch::nn;
-use tch::{Kind, Reduction, Tensor};
+use tch::{Reduction, Tensor};
+
+use crate::precision::at_least_f32;
 
 use crate::config::ModelConfig;
 use crate::transformer::Transformer;
@@ -58,5 +60,5 @@ impl Reconstructor {
 /// # Shapes
 /// `f_mic`, `f_p`: `[B, C, H, W]` -> scalar.
 pub fn reconstruction_loss(f_mic: &Tensor, f_p: &Tensor) -> Tensor {
-    f_mic.to_kind(Kind::Float).mse_loss(&f_p.detach().to_kind(Kind::Float), Reduction::Mean)
+    at_least_f32(f_mic).mse_loss(&at_least_f32(&f_p.detach()), Reduction::Mean)
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use model::config::{MaskMode, ModelConfig};
+use model::config::{LdScale, MaskMode, ModelConfig};
 use model::mcsfau::{Batch, Draws, McSfau};
 use tch::nn::OptimizerConfig;
 use tch::{Device, Kind, Tensor};
@@ -161,6 +161,7 @@ fn gamma_r_and_sigma_control_the_masks_and_the_jitter() {
     };
     let mut cfg = base.clone();
     cfg.mfrr.sigma_max = 0.0;
+    cfg.mfrr.ld_scale = LdScale::PixelSum; // the scale-free form divides by sigma_max^2
     let (a, b) = l_d_of_two_draws(&cfg);
     assert_eq!(a, b);
     let (a, b) = l_d_of_two_draws(&base);

@@ -36,11 +36,11 @@ import model_reference as ref  # noqa: E402
 
 PAPER = {
     "image_size": 256,
-    "backbone": {"width": 64, "blocks": [3, 4, 6, 3]},
+    "backbone": {"width": 64, "blocks": [3, 4, 6, 3], "output_stride": 32},
     "mfdc": {"hidden": 4096, "dim": 256, "tau": 0.99},
     "mfrr": {
         "enabled": True, "k": 50, "sigma_max": 4.0, "refiner_hidden": 256, "r": 40.0, "gamma": 0.6,
-        "mask_mode": "per_sample",
+        "mask_mode": "per_sample", "ld_scale": "jitter", "cascade_target": "previous", "mask_at": "refined",
         "transformer": {"d_model": 512, "heads": 8, "encoder_layers": 6, "decoder_layers": 6, "ff_dim": 2048,
                         "dropout": 0.1},
     },

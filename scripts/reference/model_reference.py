@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
 """PyTorch reference for the MC-SFAU model (SPEC.md section 3).
 
-Builds the `tiny` preset (dropout 0, so train mode is deterministic) from
-PyTorch's own modules -- torchvision's ``Bottleneck``, ``nn.Transformer``,
+Builds the `tiny` preset (dropout 0, so train mode is deterministic) in
+float64 -- weights, inputs, noise and every output -- from PyTorch's own modules -- torchvision's ``Bottleneck``, ``nn.Transformer``,
 ``F.grid_sample``, ``F.kl_div`` -- with fixed seeds, runs one training-mode
 forward of eq. 7 and one EMA update (eq. 1), and writes inputs, weights and
 outputs for ``model/tests/parity.rs``:
+
+Why float64: BatchNorm over a batch of 3 is ill-conditioned, and in float32
+the CPU's kernel set alone (``ATEN_CPU_CAPABILITY`` default / avx2 / avx512)
+moves some gradients by 3e-4 relative. In float64 the same changes are
+~1e-12, so the Rust side (built and run in f64 for the test) can be held to
+a bound no CPU can break.
 
 * ``model/tests/data/mcsfau_tiny.safetensors``: ``in.*`` (P, P1, P2, p_1,
   noise, mask draws), ``online.*`` / ``target.*`` weights under the Rust
@@ -13,6 +19,9 @@ outputs for ``model/tests/parity.rs``:
   and eval mode), ``grad.*`` (d total / d a few parameters) and ``ema.*``
   (the target parameters after one EMA update). The config is in the
   metadata under ``config`` (JSON, the Rust ``ModelConfig`` layout).
+* ``model/tests/data/mcsfau_variant.safetensors``: the same for ``VARIANT``,
+  the other branch of every option (output stride 16, pixel-sum L_d,
+  anchored cascade, masks at p_1, per-landmark mask draws).
 * ``model/tests/data/masks_paper.safetensors``: eq. 4 masks at the paper's
   geometry (256 px, 8x8 cells, r = 40) for random points.
 
@@ -35,7 +44,7 @@ from torchvision.models.resnet import Bottleneck
 # The Rust `ModelConfig::tiny()` with transformer dropout 0.
 CONFIG = {
     "image_size": 64,
-    "backbone": {"width": 4, "blocks": [1, 1, 1, 1]},
+    "backbone": {"width": 4, "blocks": [1, 1, 1, 1], "output_stride": 32},
     "mfdc": {"hidden": 64, "dim": 32, "tau": 0.99},
     "mfrr": {
         "enabled": True,
@@ -45,6 +54,9 @@ CONFIG = {
         "r": 10.0,
         "gamma": 0.6,
         "mask_mode": "per_sample",
+        "ld_scale": "jitter",
+        "cascade_target": "previous",
+        "mask_at": "refined",
         "transformer": {
             "d_model": 32,
             "heads": 4,
@@ -57,29 +69,40 @@ CONFIG = {
     "mci": {"enabled": True, "hidden": 64, "dim": 32, "alpha": 0.05},
     "bf16_autocast": False,
 }
+# The other branch of every option: output stride 16 (layer4 dilated, a 4x4
+# map at 64 px), the literal pixel-sum L_d, the anchored cascade, masks at
+# p_1, one mask draw per landmark; a 6-step cascade.
+VARIANT = json.loads(json.dumps(CONFIG))
+VARIANT["backbone"]["output_stride"] = 16
+VARIANT["mfrr"].update(k=6, ld_scale="pixel_sum", cascade_target="landmarks", mask_at="landmarks",
+                       mask_mode="per_landmark")
 N_LANDMARKS = 49
 # nn.Transformer(batch_first=True) warns about its own inference fast path.
 warnings.filterwarnings("ignore", message="enable_nested_tensor")
 
 
 class ResNet(nn.Module):
-    """torchvision's ResNet layout with a configurable base width, no fc."""
+    """torchvision's ResNet layout with a configurable base width, no fc;
+    output stride 16 = torchvision's replace_stride_with_dilation=[False,
+    False, True] (layer4: stride 1, the first block at dilation 1, the
+    others at 2)."""
 
-    def __init__(self, width, blocks):
+    def __init__(self, width, blocks, output_stride=32):
         super().__init__()
         self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         c_in = width
         for i, n in enumerate(blocks):
-            planes, stride = width << i, 1 if i == 0 else 2
+            dilated = i == 3 and output_stride == 16
+            planes, stride = width << i, 1 if i == 0 or dilated else 2
             layers = []
             for b in range(n):
                 s = stride if b == 0 else 1
                 down = None
                 if s != 1 or c_in != planes * 4:
                     down = nn.Sequential(nn.Conv2d(c_in, planes * 4, 1, s, bias=False), nn.BatchNorm2d(planes * 4))
-                layers.append(Bottleneck(c_in, planes, s, down))
+                layers.append(Bottleneck(c_in, planes, s, down, dilation=2 if dilated and b > 0 else 1))
                 c_in = planes * 4
             setattr(self, f"layer{i + 1}", nn.Sequential(*layers))
         self.channels = c_in
@@ -133,12 +156,12 @@ class Online(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         w, m, d = cfg["backbone"]["width"], cfg["mfdc"], cfg["mfrr"]
-        self.backbone = ResNet(w, cfg["backbone"]["blocks"])
+        self.backbone = ResNet(w, cfg["backbone"]["blocks"], cfg["backbone"]["output_stride"])
         c = self.backbone.channels
         self.projector = mlp(c, m["hidden"], m["dim"])
         self.predictor = mlp(m["dim"], m["hidden"], m["dim"])
         self.refiner = Refiner(c, d["refiner_hidden"], cfg["image_size"])
-        self.reconstructor = Reconstructor(c, cfg["image_size"] // 32, d["transformer"])
+        self.reconstructor = Reconstructor(c, side(cfg), d["transformer"])
         self.mci = nn.Module()
         self.mci.p_m = head(c, cfg["mci"]["hidden"], cfg["mci"]["dim"])
         self.mci.p_r = head(c, cfg["mci"]["hidden"], cfg["mci"]["dim"])
@@ -147,9 +170,13 @@ class Online(nn.Module):
 class Target(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        self.backbone = ResNet(cfg["backbone"]["width"], cfg["backbone"]["blocks"])
+        self.backbone = ResNet(cfg["backbone"]["width"], cfg["backbone"]["blocks"], cfg["backbone"]["output_stride"])
         m = cfg["mfdc"]
         self.projector = mlp(self.backbone.channels, m["hidden"], m["dim"])
+
+
+def side(cfg):
+    return cfg["image_size"] // cfg["backbone"]["output_stride"]
 
 
 def pool(f):
@@ -168,12 +195,15 @@ def sigmas(k, sigma_max):
 
 
 def landmark_mask(points, apply, image_size, side, r):  # eq. 4, [B,H,W] bool
-    centres = (torch.arange(side, dtype=torch.float32) + 0.5) * (image_size / side)
+    """apply: [B] (per sample / per batch) or [B, N] (per landmark)."""
+    centres = (torch.arange(side, dtype=points.dtype) + 0.5) * (image_size / side)
     half = r / 2.0
     in_x = (centres[None, None, :] - points[..., 0:1]).abs() <= half  # [B,N,W]
     in_y = (centres[None, None, :] - points[..., 1:2]).abs() <= half  # [B,N,H]
-    inside = (in_y[..., :, None] & in_x[..., None, :]).any(dim=1)
-    return inside & apply[:, None, None]
+    inside = in_y[..., :, None] & in_x[..., None, :]  # [B,N,H,W]
+    if apply.dim() == 2:
+        return (inside & apply[:, :, None, None]).any(dim=1)
+    return inside.any(dim=1) & apply[:, None, None]
 
 
 def losses(online, target, cfg, p, p1, p2, p_1, noise, apply):
@@ -189,14 +219,18 @@ def losses(online, target, cfg, p, p1, p2, p_1, noise, apply):
 
     f_p = online.backbone(p)
     m = cfg["mfrr"]
-    pts, l_d = p_1.detach(), torch.zeros(())
-    for j, sigma in enumerate(sigmas(m["k"], m["sigma_max"])):  # eq. 3
+    anchor = p_1.detach()
+    pts, l_d, steps = anchor, torch.zeros(()), sigmas(m["k"], m["sigma_max"])
+    for j, sigma in enumerate(steps):  # eq. 3
         prev = pts.detach()
         jittered = prev + noise[j] * sigma
         pts = jittered + online.refiner(f_p, jittered)
-        l_d = l_d + F.mse_loss(pts, prev)
+        l_d = l_d + F.mse_loss(pts, prev if m["cascade_target"] == "previous" else anchor)
+    if m["ld_scale"] == "jitter":  # scale-free: mean over steps, over sigma_max^2
+        l_d = l_d / (len(steps) * m["sigma_max"] ** 2)
     p_k = pts.detach()
-    mask = landmark_mask(p_k, apply, cfg["image_size"], cfg["image_size"] // 32, m["r"])
+    centres = p_k if m["mask_at"] == "refined" else anchor
+    mask = landmark_mask(centres, apply, cfg["image_size"], side(cfg), m["r"])
     f_mask = f_p * (~mask).unsqueeze(1).float()
     f_mic = online.reconstructor(f_mask)
     l_r = F.mse_loss(f_mic, f_p.detach())  # eq. 5
@@ -224,8 +258,15 @@ GRAD_NAMES = [
 ]
 
 
-def tiny_reference():
-    cfg = CONFIG
+def tiny_reference(cfg):
+    torch.set_default_dtype(torch.float64)  # weights, inputs, noise: all f64
+    try:
+        return _tiny_reference(cfg)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def _tiny_reference(cfg):
     torch.manual_seed(0)
     online, target = Online(cfg), Target(cfg)
     with torch.no_grad():  # the target differs from the online net, so the EMA test means something
@@ -237,7 +278,11 @@ def tiny_reference():
     p, p1, p2 = (torch.randn(b, 3, s, s) for _ in range(3))
     p_1 = torch.rand(b, N_LANDMARKS, 2) * (s - 8) + 4
     noise = torch.randn(k - 1, b, N_LANDMARKS, 2)
-    apply = torch.tensor([True, False, True])
+    if cfg["mfrr"]["mask_mode"] == "per_landmark":
+        apply = torch.rand(b, N_LANDMARKS) < cfg["mfrr"]["gamma"]
+        apply[1] = False  # one sample without any square
+    else:
+        apply = torch.tensor([True, False, True])
     tensors = {"in.p": p, "in.p1": p1, "in.p2": p2, "in.landmarks": p_1, "in.noise": noise, "in.apply_mask": apply}
     tensors |= weights(online, "online.") | weights(target, "target.")
 
@@ -278,8 +323,10 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(1)
-    tensors, meta = tiny_reference()
+    tensors, meta = tiny_reference(CONFIG)
     save_file(to_numpy(tensors), os.path.join(args.out, "mcsfau_tiny.safetensors"), meta)
+    variant, meta = tiny_reference(VARIANT)
+    save_file(to_numpy(variant), os.path.join(args.out, "mcsfau_variant.safetensors"), meta)
     save_file(to_numpy(paper_masks()), os.path.join(args.out, "masks_paper.safetensors"))
     print(f"wrote {len(tensors)} tensors to {args.out}")
 

@@ -119,7 +119,7 @@ pub struct Views {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ViewParams {
     /// Sampling matrices, one `[a, b, tx, c, d, ty]` per sample (see [`affine_theta`]).
-    pub theta: Vec<[f32; 6]>,
+    pub theta: Vec<[f64; 6]>,
     /// Brightness, contrast, saturation factors and hue shift per sample
     /// (`[1, 1, 1, 0]` where jitter is not applied).
     pub jitter: Vec<[f32; 4]>,

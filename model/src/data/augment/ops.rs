@@ -1,9 +1,12 @@
 //! Batched tensor operations of the augmentation, each a small pure function
 //! on float images in [0, 1], `[B, 3, H, W]`, with per-sample parameters as
 //! tensors. The color operations follow torchvision's `functional_tensor`
-//! formulas (checked against torchvision in `model/tests/augment.rs`).
+//! formulas (checked against torchvision in `model/tests/augment.rs`, in
+//! f64: every operation computes in its input's kind).
 
 use tch::{Kind, Tensor};
+
+use crate::precision::wide_kind;
 
 /// ImageNet channel means the torchvision ResNet-50 weights expect (RGB).
 pub const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
@@ -12,7 +15,7 @@ pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
 
 /// `(x - mean) / std` per channel: what the backbone is fed.
 pub fn normalize(x: &Tensor) -> Tensor {
-    let opts = (Kind::Float, x.device());
+    let opts = (wide_kind(x.kind()), x.device());
     let mean = Tensor::from_slice(&IMAGENET_MEAN).to_kind(opts.0).to_device(opts.1).view([1, 3, 1, 1]);
     let std = Tensor::from_slice(&IMAGENET_STD).to_kind(opts.0).to_device(opts.1).view([1, 3, 1, 1]);
     (x - mean) / std
@@ -25,18 +28,19 @@ pub fn normalize(x: &Tensor) -> Tensor {
 ///
 /// An output point `o` samples the input at `c + diag(w, h) R(angle) o`,
 /// with `R = [[cos, -sin], [sin, cos]]` in y-down image coordinates.
-pub fn affine_theta(w: f64, h: f64, cx: f64, cy: f64, angle: f64) -> [f32; 6] {
+pub fn affine_theta(w: f64, h: f64, cx: f64, cy: f64, angle: f64) -> [f64; 6] {
     let (s, c) = angle.sin_cos();
-    [(w * c) as f32, (-w * s) as f32, cx as f32, (h * s) as f32, (h * c) as f32, cy as f32]
+    [w * c, -w * s, cx, h * s, h * c, cy]
 }
 
-/// Resamples `x` through `theta` `[B, 2, 3]` in one `affine_grid` +
-/// `grid_sample` (bilinear). Inside the image, edges are clamped (as
-/// torchvision's resize does); points that fall outside the image are black
-/// (torchvision's rotation fill 0).
+/// Resamples `x` through `theta` `[B, 2, 3]` (cast to `x`'s kind) in one
+/// `affine_grid` + `grid_sample` (bilinear). Inside the image, edges are
+/// clamped (as torchvision's resize does); points that fall outside the
+/// image are black (torchvision's rotation fill 0).
 pub fn warp(x: &Tensor, theta: &Tensor) -> Tensor {
     let size = x.size(); // [B, 3, H, W]
-    let grid = Tensor::affine_grid_generator(theta, &size, false); // [B, H, W, 2]
+    let theta = theta.to_kind(x.kind());
+    let grid = Tensor::affine_grid_generator(&theta, &size, false); // [B, H, W, 2]
     let sampled = x.grid_sampler_2d(&grid, 0, 1, false); // bilinear, border padding
     let inside = grid.abs().amax([-1i64], false).le(1.0 + 1e-6).unsqueeze(1); // [B, 1, H, W]
     sampled * inside.to_kind(x.kind())
@@ -60,7 +64,7 @@ pub fn adjust_brightness(x: &Tensor, factor: &Tensor) -> Tensor {
 
 /// Blends with the mean grey level of each image by `factor` `[B, 1, 1, 1]`.
 pub fn adjust_contrast(x: &Tensor, factor: &Tensor) -> Tensor {
-    let mean = grayscale(x).mean_dim(&[1i64, 2, 3][..], true, Kind::Float); // [B, 1, 1, 1]
+    let mean = grayscale(x).mean_dim(&[1i64, 2, 3][..], true, x.kind()); // [B, 1, 1, 1]
     blend(x, &mean, factor)
 }
 
@@ -91,9 +95,8 @@ fn rgb_to_hsv(x: &Tensor) -> Tensor {
     let is_r = maxc.eq_tensor(r);
     let is_g = maxc.eq_tensor(g).logical_and(&is_r.logical_not());
     let is_b = maxc.eq_tensor(g).logical_not().logical_and(&is_r.logical_not());
-    let h = is_r.to_kind(Kind::Float) * (&bc - &gc)
-        + is_g.to_kind(Kind::Float) * (2.0 + &rc - &bc)
-        + is_b.to_kind(Kind::Float) * (4.0 + &gc - &rc);
+    let k = x.kind();
+    let h = is_r.to_kind(k) * (&bc - &gc) + is_g.to_kind(k) * (2.0 + &rc - &bc) + is_b.to_kind(k) * (4.0 + &gc - &rc);
     let h: Tensor = h / 6.0 + 1.0;
     let h = h.fmod(1.0);
     Tensor::stack(&[h, s, maxc], 1)
