@@ -26,8 +26,10 @@ fn report(dataset: Dataset, counts: impl Fn(u64) -> (u64, u64, u64)) -> ProbeRep
             AuResult::new(au, &AuScore { tp, fp, fn_, tn: 10, f1 })
         })
         .collect();
-    let point = GridPoint { lr: 0.01, weight_decay: 0.0, best_epoch: 1, epochs_run: 1, val_mean_f1: 0.5 };
-    let selection = Selection { chosen: point.clone(), grid: vec![point], val_scores: vec![] };
+    let point =
+        GridPoint { lr: 0.01, weight_decay: 0.0, best_epoch: 1, epochs_run: 1, val_mean_f1: 0.5, val_mean_ap: 0.5 };
+    let selection =
+        Selection { metric: Default::default(), chosen: point.clone(), grid: vec![point], val_scores: vec![] };
     let ckpt = CheckpointInfo { path: "c".into(), sha256: "0".into(), step: 0 };
     ProbeReport::new(dataset, ckpt, "m".into(), "cpu".into(), vec![], selection, test)
 }

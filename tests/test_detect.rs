@@ -34,8 +34,9 @@ fn checkpoint_and_probe(dir: &Path) {
     Tensor::write_safetensors(&head, dir.join("probe").join(HEAD_FILE)).unwrap();
     let score = AuScore { tp: 1, fp: 1, fn_: 1, tn: 1, f1: 0.5 };
     let test = Dataset::Bp4d.au_numbers().iter().map(|&au| AuResult::new(au, &score)).collect();
-    let point = GridPoint { lr: 0.01, weight_decay: 0.0, best_epoch: 1, epochs_run: 1, val_mean_f1: 0.5 };
-    let sel = Selection { chosen: point.clone(), grid: vec![point], val_scores: vec![] };
+    let point =
+        GridPoint { lr: 0.01, weight_decay: 0.0, best_epoch: 1, epochs_run: 1, val_mean_f1: 0.5, val_mean_ap: 0.5 };
+    let sel = Selection { metric: Default::default(), chosen: point.clone(), grid: vec![point], val_scores: vec![] };
     let ckpt = CheckpointInfo { path: "ckpt.safetensors".into(), sha256: "0".into(), step: 1 };
     let r = ProbeReport::new(Dataset::Bp4d, ckpt, "m".into(), "cpu".into(), vec![], sel, test);
     std::fs::write(dir.join("probe/probe.json"), serde_json::to_string(&r).unwrap()).unwrap();

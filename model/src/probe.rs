@@ -7,8 +7,10 @@
 //!
 //! * [`features`]: pooled features + labels per split, cached on disk.
 //! * [`linear`]: the head, the masked loss, model selection.
-//! * [`metrics`]: F1 (scikit-learn's convention) and the paired t-test.
-//! * [`report`]: the report (JSON, CSV, Markdown).
+//! * [`metrics`]: F1 (scikit-learn's convention), average precision, the
+//!   all-present floor, the paired t-test.
+//! * [`stats`]: bootstrap intervals over test subjects.
+//! * [`report`]: the report (JSON, CSV, Markdown; [`render`] draws the tables).
 //! * [`compare`]: two reports, the paired t-test.
 //! * [`paper`]: the paper's per-AU rows.
 //!
@@ -21,7 +23,9 @@ pub mod features;
 pub mod linear;
 pub mod metrics;
 pub mod paper;
+pub mod render;
 pub mod report;
+pub mod stats;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -32,9 +36,9 @@ use tch::{Device, Tensor};
 
 use crate::error::{ModelError, Result};
 use crate::mcsfau::McSfau;
-use features::{ExtractSpec, SplitFeatures};
+use features::{ExtractSpec, FeatureSource, SplitFeatures};
 use linear::{Head, LinearConfig};
-use report::{AuResult, ProbeReport, SplitInfo};
+use report::{AuResult, ProbeReport, SeedResult, SplitInfo};
 
 /// Progress of long work: the library reports, the binary draws. Every
 /// method defaults to nothing (same shape as `pipeline::progress::Progress`,
@@ -142,11 +146,36 @@ pub struct ProbeConfig {
     pub workers: usize,
     /// Feature cache folder; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Seeds of the head (initialisation, row order): one head is selected
+    /// and scored per seed, the report gives their mean; empty = just
+    /// `linear.seed`. The first seed's head is the one saved.
+    pub seeds: Vec<u64>,
+    /// Bootstrap replicates of the test interval (over test subjects); 0
+    /// skips it.
+    pub bootstrap: usize,
 }
 
 impl Default for ProbeConfig {
     fn default() -> Self {
-        Self { linear: LinearConfig::default(), feature_batch: 64, workers: 0, cache_dir: None }
+        Self {
+            linear: LinearConfig::default(),
+            feature_batch: 64,
+            workers: 0,
+            cache_dir: None,
+            seeds: Vec::new(),
+            bootstrap: 1000,
+        }
+    }
+}
+
+impl ProbeConfig {
+    /// The head seeds to run (`seeds`, or `linear.seed` when empty).
+    pub fn head_seeds(&self) -> Vec<u64> {
+        if self.seeds.is_empty() {
+            vec![self.linear.seed]
+        } else {
+            self.seeds.clone()
+        }
     }
 }
 
@@ -180,10 +209,18 @@ pub fn backbone_changes(model: &McSfau, before: &[(String, Tensor)]) -> Vec<Stri
     before.iter().filter(|(n, t)| now.get(n).is_none_or(|u| !u.equal(t))).map(|(n, _)| n.clone()).collect()
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where a probe's features come from, with what identifies them in the
+/// cache key.
+struct Source<'a> {
+    kind: FeatureSource,
+    backbone: Option<(&'a crate::backbone::Backbone, i64)>,
+    device: Device,
+    /// The checkpoint digest, or the reference's name.
+    key: String,
+}
+
 fn split_features(
-    model: &McSfau,
-    ckpt: &CheckpointInfo,
+    source: &Source,
     dataset: Dataset,
     data: &ProbeData,
     split: &Split,
@@ -191,8 +228,8 @@ fn split_features(
     shards_fp: &str,
     progress: &dyn Progress,
 ) -> Result<(SplitFeatures, bool)> {
-    let size = model.config().image_size;
-    let key = features::cache_key(&ckpt.sha256, shards_fp, &split.hash, &split.name, size);
+    let size = source.backbone.map_or(0, |b| b.1);
+    let key = features::cache_key(&source.key, shards_fp, &split.hash, &split.name, size);
     if let Some(dir) = &cfg.cache_dir {
         if let Some(f) = features::load_cache(dir, &key)? {
             return Ok((f, true));
@@ -206,7 +243,7 @@ fn split_features(
         batch_size: cfg.feature_batch,
         workers: cfg.workers,
     };
-    let f = features::extract(model.backbone(), size, model.device(), &spec, progress)?;
+    let f = features::extract_source(source.kind, source.backbone, source.device, &spec, progress)?;
     if let Some(dir) = &cfg.cache_dir {
         features::save_cache(dir, &key, &split.name, dataset.au_numbers(), &f)?;
     }
@@ -214,7 +251,8 @@ fn split_features(
 }
 
 /// Runs the probe of `model` (loaded from `ckpt`) on `data` and returns the
-/// report and the selected head. Fails if anything but the head trained.
+/// report and the selected head (the first seed's). Fails if anything but
+/// the head trained.
 pub fn run(
     model: &McSfau,
     ckpt: &CheckpointInfo,
@@ -224,21 +262,13 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<(ProbeReport, Head)> {
     let before = backbone_snapshot(model);
-    let shards_fp = features::shard_fingerprint(&data.shard_paths)?;
-    let mut splits = Vec::new();
-    let mut feats = Vec::new();
-    for split in [&data.train, &data.val, &data.test] {
-        let (f, cached) = split_features(model, ckpt, dataset, data, split, cfg, &shards_fp, progress)?;
-        splits.push(SplitInfo { name: split.name.clone(), listed: split.ids.len(), frames: f.len(), cached });
-        feats.push(f);
-    }
-    progress.message("training the linear head (selection on val)");
-    let (head, selection) = linear::select(&feats[0], &feats[1], &cfg.linear)?;
-    let names: Vec<String> = head.store().variables().into_keys().collect();
-    if head.store().trainable_variables().len() != 2 || names.iter().any(|n| !n.starts_with("probe.")) {
-        return Err(ModelError::Probe(format!("the probe's store holds more than its layer: {names:?}")));
-    }
-    let test_scores = linear::evaluate(&head, &feats[2])?;
+    let source = Source {
+        kind: FeatureSource::Backbone,
+        backbone: Some((model.backbone(), model.config().image_size)),
+        device: model.device(),
+        key: ckpt.sha256.clone(),
+    };
+    let out = probe_with(&source, ckpt.clone(), dataset, data, cfg, progress)?;
     let changed = backbone_changes(model, &before);
     if !changed.is_empty() {
         return Err(ModelError::Probe(format!(
@@ -247,16 +277,80 @@ pub fn run(
             changed[0]
         )));
     }
-    let per_au = dataset.au_numbers().iter().zip(&test_scores).map(|(&au, s)| AuResult::new(au, s)).collect();
-    let report = ProbeReport::new(
+    Ok(out)
+}
+
+/// The same probe on a reference representation (`Landmarks` or `Pixels`),
+/// no checkpoint: the rows a learned representation must beat.
+pub fn run_reference(
+    kind: FeatureSource,
+    dataset: Dataset,
+    data: &ProbeData,
+    cfg: &ProbeConfig,
+    progress: &dyn Progress,
+) -> Result<(ProbeReport, Head)> {
+    if kind == FeatureSource::Backbone {
+        return Err(ModelError::Probe("run_reference: the backbone needs a checkpoint (probe::run)".into()));
+    }
+    let name = kind.name();
+    let source = Source { kind, backbone: None, device: Device::Cpu, key: format!("reference:{name}") };
+    let ckpt = CheckpointInfo { path: format!("(reference: {name})"), sha256: String::new(), step: 0 };
+    probe_with(&source, ckpt, dataset, data, cfg, progress)
+}
+
+fn probe_with(
+    source: &Source,
+    ckpt: CheckpointInfo,
+    dataset: Dataset,
+    data: &ProbeData,
+    cfg: &ProbeConfig,
+    progress: &dyn Progress,
+) -> Result<(ProbeReport, Head)> {
+    let shards_fp = features::shard_fingerprint(&data.shard_paths)?;
+    let mut splits = Vec::new();
+    let mut feats = Vec::new();
+    for split in [&data.train, &data.val, &data.test] {
+        let (f, cached) = split_features(source, dataset, data, split, cfg, &shards_fp, progress)?;
+        splits.push(SplitInfo { name: split.name.clone(), listed: split.ids.len(), frames: f.len(), cached });
+        feats.push(f);
+    }
+    let test = &feats[2];
+    let (mut first_head, mut seeds, mut seed_probs) = (None, Vec::new(), Vec::new());
+    for seed in cfg.head_seeds() {
+        progress.message(&format!("training the linear head, seed {seed} (selection on val)"));
+        let linear_cfg = LinearConfig { seed, ..cfg.linear.clone() };
+        let (head, selection) = linear::select(&feats[0], &feats[1], &linear_cfg)?;
+        let names: Vec<String> = head.store().variables().into_keys().collect();
+        if head.store().trainable_variables().len() != 2 || names.iter().any(|n| !n.starts_with("probe.")) {
+            return Err(ModelError::Probe(format!("the probe's store holds more than its layer: {names:?}")));
+        }
+        let probs = linear::split_probs(&head, test)?;
+        let scores = metrics::per_au_scores(&probs, &test.labels, test.aus, linear::THRESHOLD);
+        let aps = metrics::per_au_ap(&probs, &test.labels, test.aus);
+        seeds.push(SeedResult::new(seed, selection, &scores, aps));
+        seed_probs.push(probs);
+        first_head.get_or_insert(head);
+    }
+    let head = first_head.ok_or_else(|| ModelError::Probe("no head seed".into()))?;
+    let bootstrap = (cfg.bootstrap > 0).then(|| {
+        progress.message(&format!("bootstrap over test subjects ({} replicates)", cfg.bootstrap));
+        stats::bootstrap(&seed_probs, &test.labels, test.aus, &test.ids, linear::THRESHOLD, cfg.bootstrap, 0)
+    });
+    let first = metrics::per_au_scores(&seed_probs[0], &test.labels, test.aus, linear::THRESHOLD);
+    let per_au = dataset.au_numbers().iter().zip(&first).map(|(&au, s)| AuResult::new(au, s)).collect();
+    let mut report = ProbeReport::new(
         dataset,
-        ckpt.clone(),
+        ckpt,
         data.manifest.clone(),
-        device_name(model.device()),
+        device_name(source.device),
         splits,
-        selection,
+        seeds[0].selection.clone(),
         per_au,
     );
+    report.features = source.kind.name();
+    report.set_seeds(seeds, bootstrap);
+    report.predictions =
+        Some(report::Predictions { ids: test.ids.clone(), labels: test.labels.clone(), probs: seed_probs });
     Ok((report, head))
 }
 

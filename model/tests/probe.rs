@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use model::checkpoint;
 use model::config::ModelConfig;
 use model::mcsfau::McSfau;
-use model::probe::features::file_sha256;
+use model::probe::features::{file_sha256, FeatureSource};
 use model::probe::linear::{self, LinearConfig};
 use model::probe::report::{self, ProbeReport};
 use model::probe::{self, CheckpointInfo, Dataset, NoProgress, ProbeConfig, ProbeData, Split};
@@ -100,10 +100,13 @@ fn small_config(cache: Option<PathBuf>) -> ProbeConfig {
             patience: 5,
             batch_size: 32,
             seed: 3,
+            ..LinearConfig::default()
         },
         feature_batch: 32,
         workers: 2,
         cache_dir: cache,
+        seeds: vec![3, 4],
+        bootstrap: 200,
     }
 }
 
@@ -153,12 +156,27 @@ fn probe_reports_caches_and_leaves_the_backbone_untouched() {
     // AU1 is drawn into the image: even a random tiny backbone separates it.
     assert!(rep.test[0].f1 > 0.6, "AU1 F1 {}", rep.test[0].f1);
     assert_eq!(rep.paper[0].f1_pct[6], 90.9, "table 1, MC-SFAU, AU12");
+    // Two head seeds, their mean reported; AP, floor and interval beside F1.
+    assert_eq!(rep.seeds.iter().map(|s| s.seed).collect::<Vec<_>>(), [3, 4]);
+    let mean_of_seeds = (rep.seeds[0].mean_f1 + rep.seeds[1].mean_f1) / 2.0;
+    assert!((rep.test_mean_f1 - mean_of_seeds).abs() < 1e-12);
+    assert!(rep.test[0].ap > rep.test[0].base_rate, "AU1 AP {} vs base rate", rep.test[0].ap);
+    let floor = rep.floor.as_ref().unwrap();
+    assert!(floor.mean_f1 > 0.0 && floor.mean_ap > 0.0 && floor.mean_ap < 1.0);
+    let b = rep.bootstrap.as_ref().unwrap();
+    assert_eq!((b.units, b.resamples, b.unit.as_str()), (2, 200, "test subject"));
+    assert!(b.mean_f1[0] <= rep.test_mean_f1 + 1e-9 && rep.test_mean_f1 <= b.mean_f1[1] + 1e-9, "{b:?}");
 
     let out = dir.path().join("out");
     let json = rep.write(&out, &head).unwrap();
-    for f in [report::CSV_FILE, report::MD_FILE, report::HEAD_FILE] {
+    for f in [report::CSV_FILE, report::MD_FILE, report::HEAD_FILE, report::PREDICTIONS_FILE] {
         assert!(out.join(f).exists(), "{f} missing");
     }
+    let preds = std::fs::read_to_string(out.join(report::PREDICTIONS_FILE)).unwrap();
+    assert_eq!(preds.lines().count(), 1 + 2 * 40, "a row per test frame and seed");
+    assert!(
+        preds.starts_with("seed,sample_id,subject,AU01_p,") && preds.lines().nth(1).unwrap().starts_with("3,bp4d/F00")
+    );
     let back = ProbeReport::load(&json).unwrap();
     assert_eq!((back.dataset, &back.au_numbers, &back.splits), (rep.dataset, &rep.au_numbers, &rep.splits));
     for (b, r) in back.f1s().iter().zip(rep.f1s()) {
@@ -182,6 +200,32 @@ fn probe_reports_caches_and_leaves_the_backbone_untouched() {
     // DISFA labels on BP4D shards are refused with the file named.
     let err = probe::run(&model, &other, Dataset::Disfa, &data, &small_config(None), &NoProgress).unwrap_err();
     assert!(err.to_string().contains("bp4d-00000.parquet"), "{err}");
+}
+
+#[test]
+fn reference_representations_go_through_the_same_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 180;
+    let data = ProbeData {
+        shard_paths: write_shards(&dir.path().join("shards"), n),
+        train: split("train", n),
+        val: split("val", n),
+        test: split("test", n),
+        manifest: "test".into(),
+    };
+    let cfg = ProbeConfig { seeds: vec![3], ..small_config(None) };
+    // AU1 is the red level of the top half: raw pixels find it.
+    let (pixels, _) =
+        probe::run_reference(FeatureSource::Pixels { side: 8 }, Dataset::Bp4d, &data, &cfg, &NoProgress).unwrap();
+    assert_eq!((pixels.features.as_str(), pixels.checkpoint.path.as_str()), ("pixels8", "(reference: pixels8)"));
+    assert!(pixels.test[0].f1 > 0.75, "AU1 from pixels: F1 {}", pixels.test[0].f1);
+    // The landmarks are the same in every frame: no better than chance on AU1.
+    let (lm, head) = probe::run_reference(FeatureSource::Landmarks, Dataset::Bp4d, &data, &cfg, &NoProgress).unwrap();
+    assert_eq!(head.shape(), (98, AUS as i64));
+    assert!(lm.test[0].ap < pixels.test[0].ap, "landmarks AP {} vs pixels {}", lm.test[0].ap, pixels.test[0].ap);
+    assert!(probe::run_reference(FeatureSource::Backbone, Dataset::Bp4d, &data, &cfg, &NoProgress).is_err());
+    assert_eq!(FeatureSource::parse("pixels").unwrap(), FeatureSource::Pixels { side: 32 });
+    assert!(FeatureSource::parse("pixel").is_err());
 }
 
 #[test]

@@ -1,6 +1,8 @@
-//! `mcsfau probe`: the linear probe of a pretrained checkpoint on BP4D or
-//! DISFA shards with a frame manifest's train/val/test splits; writes
-//! probe.json, probe.csv, probe.md and the head, prints the per-AU F1 table.
+//! `mcsfau probe`: the linear probe of a pretrained checkpoint (or of a
+//! reference representation: the landmarks, raw pixels) on BP4D or DISFA
+//! shards with a frame manifest's train/val/test splits; writes probe.json,
+//! probe.csv, probe.md, test_predictions.csv and the head, prints the
+//! per-AU F1 table with the floor, AP and the bootstrap interval.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -8,16 +10,22 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use model::probe::linear::LinearConfig;
+use model::probe::features::FeatureSource;
+use model::probe::linear::{LinearConfig, PosWeight, SelectMetric};
 use model::probe::{self, features, CheckpointInfo, Dataset, ProbeConfig, ProbeData, Split};
 
 /// Arguments of `mcsfau probe`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Checkpoint (`.safetensors` with its `.json` sidecar) whose online
-    /// backbone is probed, frozen.
-    #[arg(long)]
-    pub checkpoint: PathBuf,
+    /// backbone is probed, frozen (required with `--features backbone`).
+    #[arg(long, required_if_eq("features", "backbone"))]
+    pub checkpoint: Option<PathBuf>,
+    /// What to probe: `backbone` (the checkpoint), or a reference with the
+    /// same probe: `landmarks` (the shard's 49 points; a geometry ceiling)
+    /// or `pixels` / `pixels<N>` (the crop in grey at NxN, default 32).
+    #[arg(long, default_value = "backbone")]
+    pub features: String,
     /// Folder of shards (searched recursively; only the dataset's shards are used).
     #[arg(long)]
     pub shards: PathBuf,
@@ -53,9 +61,21 @@ pub struct Args {
     /// Rows per optimizer step of the head.
     #[arg(long, default_value_t = LinearConfig::default().batch_size)]
     pub batch_size: usize,
-    /// Seed of the head's initialisation and row order.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seeds of the head's initialisation and row order, comma-separated:
+    /// one head per seed, the report gives their mean (the first is saved).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub seed: Vec<u64>,
+    /// Validation score that selects the grid point and epoch: `f1` (mean
+    /// F1 at 0.5, the paper's protocol) or `ap` (mean average precision).
+    #[arg(long, default_value = "f1", value_parser = ["f1", "ap"])]
+    pub select: String,
+    /// Positive-class weight in the loss: `none` (the paper) or `balanced`
+    /// (each AU's train negatives / positives).
+    #[arg(long, default_value = "none", value_parser = ["none", "balanced"])]
+    pub pos_weight: String,
+    /// Bootstrap replicates of the 95 % interval over test subjects (0: none).
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
     /// Images per backbone forward pass.
     #[arg(long, default_value_t = 64)]
     pub feature_batch: usize,
@@ -116,6 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         test: split("test")?,
         manifest: args.manifest.display().to_string(),
     };
+    let source = FeatureSource::parse(&args.features)?;
     let cfg = ProbeConfig {
         linear: LinearConfig {
             lrs: args.lrs,
@@ -123,28 +144,41 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             max_epochs: args.max_epochs,
             patience: args.patience,
             batch_size: args.batch_size,
-            seed: args.seed,
+            seed: args.seed.first().copied().unwrap_or(0),
+            select: if args.select == "ap" { SelectMetric::Ap } else { SelectMetric::F1 },
+            pos_weight: if args.pos_weight == "balanced" { PosWeight::Balanced } else { PosWeight::None },
         },
         feature_batch: args.feature_batch,
         workers: args.workers,
         cache_dir: if args.no_cache { None } else { args.cache_dir.or_else(default_cache) },
+        seeds: args.seed.clone(),
+        bootstrap: args.bootstrap,
     };
     let started = std::time::Instant::now();
-    let (net, meta) = model::checkpoint::load(&args.checkpoint, device)
-        .with_context(|| format!("loading checkpoint {}", args.checkpoint.display()))?;
-    let info = CheckpointInfo {
-        path: args.checkpoint.display().to_string(),
-        sha256: features::file_sha256(&args.checkpoint)?,
-        step: meta.step,
+    let (report, head, what) = match (source, &args.checkpoint) {
+        (FeatureSource::Backbone, Some(ckpt)) => {
+            let (net, meta) = model::checkpoint::load(ckpt, device)
+                .with_context(|| format!("loading checkpoint {}", ckpt.display()))?;
+            let info = CheckpointInfo {
+                path: ckpt.display().to_string(),
+                sha256: features::file_sha256(ckpt)?,
+                step: meta.step,
+            };
+            let (report, head) = probe::run(&net, &info, dataset, &data, &cfg, &Bar::new())?;
+            (report, head, format!("{} (step {})", ckpt.display(), meta.step))
+        }
+        (FeatureSource::Backbone, None) => bail!("--features backbone needs --checkpoint"),
+        (reference, _) => {
+            let (report, head) = probe::run_reference(reference, dataset, &data, &cfg, &Bar::new())?;
+            (report, head, format!("the {} reference", reference.name()))
+        }
     };
-    let (report, head) = probe::run(&net, &info, dataset, &data, &cfg, &Bar::new())?;
     let json = report.write(&args.out, &head)?;
     println!(
-        "probe of {} on {} (step {}), {:.1} s; selected on val: lr {}, wd {}, epoch {}",
-        args.checkpoint.display(),
+        "probe of {what} on {}, {:.1} s; selected on val by {}: lr {}, wd {}, epoch {}",
         dataset.name(),
-        meta.step,
         started.elapsed().as_secs_f64(),
+        args.select,
         report.selection.chosen.lr,
         report.selection.chosen.weight_decay,
         report.selection.chosen.best_epoch
@@ -153,7 +187,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("  {:<5} {:>7} frames{}", s.name, s.frames, if s.cached { " (cached features)" } else { "" });
     }
     println!("\nTest F1 (%) at 0.5:\n\n{}", report.f1_table());
-    println!("report: {} (+ probe.csv, probe.md, {})", json.display(), report.head_file);
+    println!("{}\n", report.summary_line());
+    println!("report: {} (+ probe.csv, probe.md, test_predictions.csv, {})", json.display(), report.head_file);
     Ok(ExitCode::SUCCESS)
 }
 

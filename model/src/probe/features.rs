@@ -1,7 +1,12 @@
 //! Probe features: the frozen online backbone q_theta on the un-augmented
-//! crops, global-average-pooled (SPEC.md 4), with each frame's AU
+//! crops, global-average-pooled (paper 4.1), with each frame's AU
 //! occurrence labels; cached on disk so that a second probe of the same
 //! checkpoint, shards and split costs one file read.
+//!
+//! Two reference representations go through the same probe
+//! ([`FeatureSource`]): the 49 landmarks of the shard (a geometry
+//! reference) and the raw crop, grey, downsampled (a pixel reference: a
+//! learned representation that does not beat it has learned nothing useful).
 //!
 //! Cache entry `<dir>/<key>.safetensors` (`features` f32 `[N, C]`, `labels`
 //! i8 `[N, A]`), `<key>.ids.txt` (sample ids, one per line, in row order)
@@ -26,6 +31,67 @@ use crate::backbone::Backbone;
 use crate::data::augment::ops::normalize;
 use crate::data::{Loader, LoaderConfig, ShardSet};
 use crate::error::{ModelError, Result};
+
+/// What the probe reads as features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureSource {
+    /// The frozen backbone's pooled map.
+    Backbone,
+    /// The shard's 49 landmarks, divided by the crop side: 98 numbers in [0, 1].
+    Landmarks,
+    /// The crop in grey (ITU-R 601 luma), area-downsampled to `side x side`,
+    /// in [0, 1]: `side^2` numbers.
+    Pixels {
+        /// Side of the downsampled image, pixels.
+        side: i64,
+    },
+}
+
+impl FeatureSource {
+    /// `backbone`, `landmarks` or `pixels<side>` (also the cache tag).
+    pub fn name(&self) -> String {
+        match self {
+            Self::Backbone => "backbone".into(),
+            Self::Landmarks => "landmarks".into(),
+            Self::Pixels { side } => format!("pixels{side}"),
+        }
+    }
+
+    /// Parses [`FeatureSource::name`]'s forms (`pixels` alone is 32x32).
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "backbone" => Ok(Self::Backbone),
+            "landmarks" => Ok(Self::Landmarks),
+            "pixels" => Ok(Self::Pixels { side: 32 }),
+            _ => match s.strip_prefix("pixels").and_then(|n| n.parse::<i64>().ok()) {
+                Some(side) if (1..=256).contains(&side) => Ok(Self::Pixels { side }),
+                _ => Err(ModelError::Probe(format!(
+                    "unknown feature source {s:?}: expected backbone, landmarks, pixels or pixels<side> (1-256)"
+                ))),
+            },
+        }
+    }
+
+    /// The features of one loader batch, `[B, F]` on the CPU.
+    pub fn of_batch(&self, backbone: Option<(&Backbone, i64)>, batch: &crate::data::Batch) -> Result<Tensor> {
+        let side = batch.images.size()[2];
+        Ok(match self {
+            Self::Backbone => {
+                let (net, size) = backbone.ok_or_else(|| ModelError::Probe("backbone features need a model".into()))?;
+                pooled_features(net, &batch.images, size).to_device(Device::Cpu)
+            }
+            Self::Landmarks => {
+                (batch.landmarks.to_device(Device::Cpu).to_kind(Kind::Float) / side as f64).flatten(1, -1)
+            }
+            Self::Pixels { side: out } => tch::no_grad(|| {
+                let x = batch.images.to_device(Device::Cpu).to_kind(Kind::Float) / 255.0; // [B, 3, H, W]
+                let c = x.unbind(1);
+                let grey = (&c[0] * 0.299 + &c[1] * 0.587 + &c[2] * 0.114).unsqueeze(1); // [B, 1, H, W]
+                grey.adaptive_avg_pool2d([*out, *out]).flatten(1, -1)
+            }),
+        })
+    }
+}
 
 /// Format tag of the cache's JSON.
 pub const CACHE_FORMAT: &str = "mcsfau-probe-features-v1";
@@ -197,6 +263,17 @@ pub fn extract(
     spec: &ExtractSpec,
     progress: &dyn Progress,
 ) -> Result<SplitFeatures> {
+    extract_source(FeatureSource::Backbone, Some((backbone, image_size)), device, spec, progress)
+}
+
+/// The features of `source` for every row of the split (shard order).
+pub fn extract_source(
+    source: FeatureSource,
+    backbone: Option<(&Backbone, i64)>,
+    device: Device,
+    spec: &ExtractSpec,
+    progress: &dyn Progress,
+) -> Result<SplitFeatures> {
     let set = ShardSet::open(spec.shard_paths)?;
     let labels = read_labels(&set, spec.ids, spec.au_numbers)?;
     let cfg = LoaderConfig {
@@ -213,7 +290,7 @@ pub fn extract(
     let (mut ids, mut feats, mut ys) = (Vec::new(), Vec::new(), Vec::new());
     for batch in loader.epoch(0) {
         let batch = batch?;
-        feats.push(pooled_features(backbone, &batch.images, image_size).to_device(Device::Cpu));
+        feats.push(source.of_batch(backbone, &batch)?);
         for id in &batch.ids {
             let y = labels.get(id).ok_or_else(|| ModelError::Probe(format!("{id}: no labels read for this row")))?;
             ys.extend_from_slice(y);

@@ -1,6 +1,9 @@
-//! The downstream metric (paper 4.1, SPEC.md 4): per-AU F1 of binary
-//! occurrence at threshold 0.5, unknown labels (-1) left out, and the paired
-//! t-test over per-AU F1 the paper marks its tables with (p < 0.05).
+//! The downstream metric (paper 4.1): per-AU F1 of binary occurrence at
+//! threshold 0.5, unknown labels (-1) left out, and the paired t-test over
+//! per-AU F1 the paper marks its tables with (p < 0.05). Beside F1, the
+//! threshold-free average precision ([`weighted_ap`], scikit-learn's
+//! `average_precision_score`) and the floors a trivial method scores
+//! ([`floor_f1`]: predict "present" for every frame; AP: the base rate).
 //!
 //! # Convention for undefined F1
 //! `F1 = 2 TP / (2 TP + FP + FN)`. When the denominator is 0 (no positive
@@ -88,6 +91,77 @@ pub fn per_au_scores(probs: &[f32], labels: &[i8], aus: usize, threshold: f32) -
     counts.into_iter().map(|[tp, fp, fn_, tn]| AuScore { tp, fp, fn_, tn, f1: f1_from_counts(tp, fp, fn_) }).collect()
 }
 
+/// Row weights of one AU for [`weighted_ap`]: `order` sorts the rows by
+/// descending score once, so a bootstrap replicate only changes weights.
+#[derive(Debug, Clone)]
+pub struct RankedAu {
+    /// Row indices with a known label, by descending score (stable).
+    pub order: Vec<usize>,
+    /// Scores, per row (all rows).
+    pub scores: Vec<f32>,
+    /// Labels, per row (all rows): 1, 0 or -1.
+    pub labels: Vec<i8>,
+}
+
+impl RankedAu {
+    /// Column `au` of row-major `[n, aus]` probabilities and labels.
+    pub fn new(probs: &[f32], labels: &[i8], aus: usize, au: usize) -> Self {
+        let scores: Vec<f32> = probs.iter().skip(au).step_by(aus).copied().collect();
+        let labels: Vec<i8> = labels.iter().skip(au).step_by(aus).copied().collect();
+        let mut order: Vec<usize> = (0..scores.len()).filter(|&i| labels[i] >= 0).collect();
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+        Self { order, scores, labels }
+    }
+}
+
+/// Average precision with row weights (`weight(row)`, 1 for the plain
+/// metric, bootstrap multiplicities otherwise): scikit-learn's
+/// `average_precision_score`, `sum_n (R_n - R_(n-1)) P_n` over the distinct
+/// scores in descending order (tied scores form one threshold). 0 when no
+/// known label is positive (as scikit-learn returns).
+pub fn weighted_ap(r: &RankedAu, weight: impl Fn(usize) -> f64) -> f64 {
+    let positives: f64 = r.order.iter().filter(|&&i| r.labels[i] == 1).map(|&i| weight(i)).sum();
+    if positives <= 0.0 {
+        return 0.0;
+    }
+    let (mut tp, mut fp, mut ap, mut recall) = (0.0, 0.0, 0.0, 0.0);
+    let mut k = 0;
+    while k < r.order.len() {
+        let score = r.scores[r.order[k]];
+        while k < r.order.len() && r.scores[r.order[k]] == score {
+            let i = r.order[k];
+            if r.labels[i] == 1 {
+                tp += weight(i);
+            } else {
+                fp += weight(i);
+            }
+            k += 1;
+        }
+        if tp + fp > 0.0 {
+            let new_recall = tp / positives;
+            ap += (new_recall - recall) * tp / (tp + fp);
+            recall = new_recall;
+        }
+    }
+    ap
+}
+
+/// Per-AU average precision of row-major `[n, aus]` probabilities.
+pub fn per_au_ap(probs: &[f32], labels: &[i8], aus: usize) -> Vec<f64> {
+    (0..aus).map(|a| weighted_ap(&RankedAu::new(probs, labels, aus, a), |_| 1.0)).collect()
+}
+
+/// F1 of predicting "present" for every known frame: `2p / (1 + p)` for a
+/// base rate `p` (0 without positives): the floor a representation must beat.
+pub fn floor_f1(s: &AuScore) -> f64 {
+    f1_from_counts(s.positives(), s.known() - s.positives(), 0)
+}
+
+/// Fraction of known frames labeled present (the AP of a constant score).
+pub fn base_rate(s: &AuScore) -> f64 {
+    ratio(s.positives(), s.known())
+}
+
 /// Mean of `values` (0 for none).
 pub fn mean(values: &[f64]) -> f64 {
     if values.is_empty() {
@@ -154,6 +228,26 @@ mod tests {
         assert_eq!((s[0].tp, s[0].fp, s[0].fn_, s[0].tn), (2, 1, 1, 0));
         assert!((s[0].f1 - 4.0 / 6.0).abs() < 1e-12);
         assert_eq!((s[1].known(), s[1].f1), (3, 0.0));
+    }
+
+    #[test]
+    fn average_precision_and_floors_by_hand() {
+        // Scores 0.9 (1), 0.5 (1), 0.5 (0), 0.1 (0): thresholds 0.9 -> P 1,
+        // R 1/2; 0.5 (a tie, one threshold) -> P 2/3, R 1. AP = 1/2 + 1/3.
+        let probs = [0.5, 0.5, 0.9, 0.1];
+        let labels = [1, 0, 1, 0];
+        assert!((per_au_ap(&probs, &labels, 1)[0] - 5.0 / 6.0).abs() < 1e-12);
+        // Unknown rows are left out; no positive -> 0.
+        assert!((per_au_ap(&[0.5, 0.9, 0.2], &[1, -1, 0], 1)[0] - 1.0).abs() < 1e-12);
+        assert_eq!(per_au_ap(&[0.5, 0.9], &[0, 0], 1)[0], 0.0);
+        // A weight of 2 on a row is that row twice.
+        let r = RankedAu::new(&probs, &labels, 1, 0);
+        let twice = weighted_ap(&r, |i| if i == 1 { 2.0 } else { 1.0 });
+        let dup = per_au_ap(&[0.5, 0.5, 0.9, 0.1, 0.5], &[1, 0, 1, 0, 0], 1)[0];
+        assert!((twice - dup).abs() < 1e-12);
+        // 1 positive in 4 known: all-present F1 = 2 * 0.25 / 1.25 = 0.4.
+        let s = per_au_scores(&[0.1; 4], &[1, 0, 0, 0], 1, 0.5)[0];
+        assert!((floor_f1(&s) - 0.4).abs() < 1e-12 && (base_rate(&s) - 0.25).abs() < 1e-12);
     }
 
     #[test]

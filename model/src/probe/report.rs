@@ -1,17 +1,23 @@
 //! The probe's report: `probe.json` (everything, machine-readable; what
 //! `mcsfau compare` and `mcsfau detect` read), `probe.csv` (one row per AU,
 //! ours next to the paper's), `probe.md` (the same as tables), and the head
-//! `probe_head.safetensors`. F1 is stored as a fraction in the JSON and
-//! printed in percent (as the paper does) in the CSV and Markdown.
+//! `probe_head.safetensors`, and `test_predictions.csv` (per test frame and
+//! head seed: the AU probabilities and labels, for other tools). F1 and AP
+//! are stored as fractions in the JSON and printed in percent (as the paper
+//! does) in the CSV and Markdown ([`super::render`]).
+//!
+//! Beside the paper's per-AU F1 the report carries what a result needs to
+//! be read: the all-present floor, average precision, the mean over head
+//! seeds and a bootstrap interval over test subjects.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 pub use super::compare::{compare, Comparison};
 use super::linear::{Head, Selection, THRESHOLD};
-use super::metrics::{mean, AuScore};
+use super::metrics::{base_rate, floor_f1, mean, AuScore};
+use super::stats::Bootstrap;
 use super::{CheckpointInfo, Dataset};
 use crate::error::{ModelError, Result};
 
@@ -25,6 +31,8 @@ pub const CSV_FILE: &str = "probe.csv";
 pub const MD_FILE: &str = "probe.md";
 /// See [`JSON_FILE`].
 pub const HEAD_FILE: &str = "probe_head.safetensors";
+/// See [`JSON_FILE`].
+pub const PREDICTIONS_FILE: &str = "test_predictions.csv";
 
 /// Frames of one split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,8 +62,17 @@ pub struct AuResult {
     pub positives: u64,
     /// Test frames with a known label.
     pub known: u64,
-    /// The confusion counts.
+    /// The confusion counts (of the first head seed).
     pub counts: AuScore,
+    /// Average precision in [0, 1] (mean over the head seeds).
+    #[serde(default)]
+    pub ap: f64,
+    /// F1 of predicting "present" for every test frame (the floor).
+    #[serde(default)]
+    pub floor_f1: f64,
+    /// Fraction of known test frames labeled present (the AP floor).
+    #[serde(default)]
+    pub base_rate: f64,
 }
 
 impl AuResult {
@@ -69,8 +86,56 @@ impl AuResult {
             positives: s.positives(),
             known: s.known(),
             counts: *s,
+            ap: 0.0,
+            floor_f1: floor_f1(s),
+            base_rate: base_rate(s),
         }
     }
+}
+
+/// One head seed's test scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeedResult {
+    /// The head seed.
+    pub seed: u64,
+    /// Model selection of this seed.
+    pub selection: Selection,
+    /// Per-AU test F1, fractions.
+    pub f1: Vec<f64>,
+    /// Per-AU test average precision.
+    pub ap: Vec<f64>,
+    /// Mean of `f1`.
+    pub mean_f1: f64,
+    /// Mean of `ap`.
+    pub mean_ap: f64,
+}
+
+impl SeedResult {
+    /// From one seed's selection and test scores.
+    pub fn new(seed: u64, selection: Selection, scores: &[AuScore], ap: Vec<f64>) -> Self {
+        let f1: Vec<f64> = scores.iter().map(|s| s.f1).collect();
+        Self { seed, selection, mean_f1: mean(&f1), mean_ap: mean(&ap), f1, ap }
+    }
+}
+
+/// What a trivial method scores on the same test frames.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Floor {
+    /// Mean over the AUs of the all-present F1.
+    pub mean_f1: f64,
+    /// Mean over the AUs of the base rate (the AP of a constant score).
+    pub mean_ap: f64,
+}
+
+/// Per-frame test outputs, written to [`PREDICTIONS_FILE`] (not to the JSON).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Predictions {
+    /// Sample ids, row order.
+    pub ids: Vec<String>,
+    /// Labels, row-major `[n, A]`.
+    pub labels: Vec<i8>,
+    /// Probabilities per head seed, each row-major `[n, A]`.
+    pub probs: Vec<Vec<f32>>,
 }
 
 /// A paper row, as stored in the report.
@@ -109,12 +174,34 @@ pub struct ProbeReport {
     pub selection: Selection,
     /// Test scores per AU.
     pub test: Vec<AuResult>,
-    /// Mean test F1 over the AUs, in [0, 1].
+    /// Mean test F1 over the AUs (and head seeds), in [0, 1].
     pub test_mean_f1: f64,
+    /// Mean test average precision over the AUs (and head seeds).
+    #[serde(default)]
+    pub test_mean_ap: f64,
+    /// What predicting "present" everywhere scores on the test frames.
+    #[serde(default)]
+    pub floor: Option<Floor>,
+    /// What was probed: `backbone`, or a reference (`landmarks`, `pixels32`).
+    #[serde(default = "backbone_name")]
+    pub features: String,
+    /// Per head seed (empty in reports of older versions).
+    #[serde(default)]
+    pub seeds: Vec<SeedResult>,
+    /// The 95 % bootstrap interval over test subjects.
+    #[serde(default)]
+    pub bootstrap: Option<Bootstrap>,
+    /// The per-frame outputs (written as CSV, not in the JSON).
+    #[serde(skip)]
+    pub predictions: Option<Predictions>,
     /// The paper's rows for the same AUs.
     pub paper: Vec<PaperRowOut>,
     /// The head's file name, next to the JSON.
     pub head_file: String,
+}
+
+fn backbone_name() -> String {
+    "backbone".into()
 }
 
 impl ProbeReport {
@@ -129,6 +216,10 @@ impl ProbeReport {
         test: Vec<AuResult>,
     ) -> Self {
         let test_mean_f1 = mean(&test.iter().map(|a| a.f1).collect::<Vec<_>>());
+        let floor = Some(Floor {
+            mean_f1: mean(&test.iter().map(|a| a.floor_f1).collect::<Vec<_>>()),
+            mean_ap: mean(&test.iter().map(|a| a.base_rate).collect::<Vec<_>>()),
+        });
         let paper = dataset
             .paper_rows()
             .iter()
@@ -151,129 +242,34 @@ impl ProbeReport {
             selection,
             test,
             test_mean_f1,
+            test_mean_ap: 0.0,
+            floor,
+            features: backbone_name(),
+            seeds: Vec::new(),
+            bootstrap: None,
+            predictions: None,
             paper,
             head_file: HEAD_FILE.into(),
         }
     }
 
+    /// Sets the per-seed results: per-AU F1 and AP and their means become
+    /// the means over the seeds.
+    pub fn set_seeds(&mut self, seeds: Vec<SeedResult>, bootstrap: Option<Bootstrap>) {
+        let n = seeds.len().max(1) as f64;
+        for (i, a) in self.test.iter_mut().enumerate() {
+            a.f1 = seeds.iter().map(|s| s.f1[i]).sum::<f64>() / n;
+            a.ap = seeds.iter().map(|s| s.ap[i]).sum::<f64>() / n;
+        }
+        self.test_mean_f1 = mean(&self.f1s());
+        self.test_mean_ap = mean(&self.test.iter().map(|a| a.ap).collect::<Vec<_>>());
+        self.seeds = seeds;
+        self.bootstrap = bootstrap;
+    }
+
     /// Per-AU test F1, fractions, in AU order.
     pub fn f1s(&self) -> Vec<f64> {
         self.test.iter().map(|a| a.f1).collect()
-    }
-
-    /// The CSV: `au,f1_pct,precision_pct,recall_pct,positives,known,` then
-    /// one `paper_<method>` column per paper row; a last `mean` row.
-    pub fn to_csv(&self) -> String {
-        let slug = |m: &str| m.split(' ').next().unwrap_or(m).to_ascii_lowercase().replace('-', "_");
-        let mut s = String::from("au,f1_pct,precision_pct,recall_pct,positives,known");
-        for p in &self.paper {
-            let _ = write!(s, ",paper_{}_f1_pct", slug(&p.method));
-        }
-        s.push('\n');
-        for (i, a) in self.test.iter().enumerate() {
-            let _ = write!(
-                s,
-                "AU{:02},{:.1},{:.1},{:.1},{},{}",
-                a.au,
-                100.0 * a.f1,
-                100.0 * a.precision,
-                100.0 * a.recall,
-                a.positives,
-                a.known
-            );
-            for p in &self.paper {
-                let _ = write!(s, ",{:.1}", p.f1_pct.get(i).copied().unwrap_or(f64::NAN));
-            }
-            s.push('\n');
-        }
-        let _ = write!(s, "mean,{:.1},,,,", 100.0 * self.test_mean_f1);
-        for p in &self.paper {
-            let _ = write!(s, ",{:.1}", p.mean_pct);
-        }
-        s.push('\n');
-        s
-    }
-
-    /// The per-AU F1 table (ours and the paper's rows), Markdown.
-    pub fn f1_table(&self) -> String {
-        let mut s = String::from("| method |");
-        for au in &self.au_numbers {
-            let _ = write!(s, " AU{au} |");
-        }
-        s.push_str(" mean |\n|---|");
-        s.push_str(&"---:|".repeat(self.au_numbers.len() + 1));
-        s.push_str("\n| this run |");
-        for a in &self.test {
-            let _ = write!(s, " {:.1} |", 100.0 * a.f1);
-        }
-        let _ = writeln!(s, " **{:.1}** |", 100.0 * self.test_mean_f1);
-        for p in &self.paper {
-            let _ = write!(s, "| {} ({}) |", p.method, p.source);
-            for v in &p.f1_pct {
-                let _ = write!(s, " {v:.1} |");
-            }
-            let _ = writeln!(s, " {:.1} |", p.mean_pct);
-        }
-        s
-    }
-
-    /// The whole report as Markdown.
-    pub fn to_markdown(&self) -> String {
-        let mut s = format!("# Linear probe on {} (test split, F1 % at {})\n\n", self.dataset.name(), self.threshold);
-        s.push_str(&self.f1_table());
-        let _ =
-            writeln!(s, "\nPaper rows: MC-SFAU, Chinese Journal of Computers 2026, tables 1 (BP4D) and 2 (DISFA).\n");
-        let _ = writeln!(
-            s,
-            "- checkpoint: `{}` (step {}, sha256 `{}`)",
-            self.checkpoint.path, self.checkpoint.step, &self.checkpoint.sha256
-        );
-        let _ = writeln!(s, "- manifest: `{}`; device: {}", self.manifest, self.device);
-        for sp in &self.splits {
-            let _ = writeln!(
-                s,
-                "- {}: {} frames of {} listed{}",
-                sp.name,
-                sp.frames,
-                sp.listed,
-                if sp.cached { " (features from cache)" } else { "" }
-            );
-        }
-        let c = &self.selection.chosen;
-        let _ = writeln!(
-            s,
-            "- selected on val: lr {}, weight decay {}, epoch {} (val mean F1 {:.1})\n",
-            c.lr,
-            c.weight_decay,
-            c.best_epoch,
-            100.0 * c.val_mean_f1
-        );
-        s.push_str("## Selection grid (validation split only)\n\n| lr | weight decay | best epoch | epochs run | val mean F1 % |\n|---:|---:|---:|---:|---:|\n");
-        for g in &self.selection.grid {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {:.1} |",
-                g.lr,
-                g.weight_decay,
-                g.best_epoch,
-                g.epochs_run,
-                100.0 * g.val_mean_f1
-            );
-        }
-        s.push_str("\n## Test counts\n\n| AU | F1 % | precision % | recall % | positives | known |\n|---|---:|---:|---:|---:|---:|\n");
-        for a in &self.test {
-            let _ = writeln!(
-                s,
-                "| AU{} | {:.1} | {:.1} | {:.1} | {} | {} |",
-                a.au,
-                100.0 * a.f1,
-                100.0 * a.precision,
-                100.0 * a.recall,
-                a.positives,
-                a.known
-            );
-        }
-        s
     }
 
     /// Writes the JSON, CSV, Markdown and the head into `dir` (created);
@@ -287,7 +283,12 @@ impl ProbeReport {
         head.save(&dir.join(HEAD_FILE))?;
         let json =
             serde_json::to_string_pretty(self).map_err(|e| ModelError::Probe(format!("encoding the report: {e}")))?;
-        for (name, text) in [(CSV_FILE, self.to_csv()), (MD_FILE, self.to_markdown()), (JSON_FILE, json)] {
+        let mut files = vec![(CSV_FILE, self.to_csv()), (MD_FILE, self.to_markdown())];
+        if let Some(p) = &self.predictions {
+            files.push((PREDICTIONS_FILE, self.predictions_csv(p)));
+        }
+        files.push((JSON_FILE, json));
+        for (name, text) in files {
             let path = dir.join(name);
             std::fs::write(&path, text).map_err(io(&path))?;
         }

@@ -17,7 +17,7 @@ import numpy as np
 import scipy
 import sklearn
 from scipy.stats import ttest_rel
-from sklearn.metrics import f1_score
+from sklearn.metrics import average_precision_score, f1_score
 
 rng = np.random.default_rng(20261128)
 n, aus = 300, 7
@@ -29,6 +29,7 @@ labels[:, 5] = np.where(labels[:, 5] == 1, 0, labels[:, 5])  # no positives, no 
 probs = rng.random((n, aus)).astype(np.float32)
 probs[:, 5] = probs[:, 5] * 0.49  # never >= 0.5
 probs[:3, 6] = 0.5  # the threshold itself counts as present
+probs[:, 3] = np.round(probs[:, 3], 2)  # tied scores, for average precision
 
 f1 = []
 for a in range(aus):
@@ -41,6 +42,16 @@ for a in range(aus):
     assert zero == default, (a, zero, default)
     f1.append(float(zero))
 assert f1[4] == 0.0 and f1[5] == 0.0
+
+# Average precision per AU (unknown rows left out).
+ap = []
+for a in range(aus):
+    known = labels[:, a] != -1
+    y = labels[known, a]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no positive class in columns 4 and 5
+        ap.append(float(average_precision_score(y, probs[known, a])))
+assert ap[4] == 0.0 and ap[5] == 0.0
 
 ttests = []
 for k in (12, 8, 3):
@@ -55,8 +66,9 @@ out = {
     "labels": labels.flatten().tolist(),
     "probs": probs.flatten().tolist(),
     "f1": f1,
+    "ap": ap,
     "ttests": ttests,
 }
 path = pathlib.Path(__file__).with_name("reference.json")
 path.write_text(json.dumps(out))
-print(f"wrote {path}: f1 {np.round(f1, 4).tolist()}")
+print(f"wrote {path}: f1 {np.round(f1, 4).tolist()}, ap {np.round(ap, 4).tolist()}")
