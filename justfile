@@ -65,6 +65,7 @@ synth *args: build
 
 # Benchmarks (long; not part of `just test`). Figures go to docs/benchmarks.md.
 bench: build
+    just bench-ablation
     just bench-preprocess
     just bench-loader
     just bench-audit
@@ -83,10 +84,13 @@ bench-loader:
 bench-audit:
     scripts/bench_audit.sh
 
-# Synthetic ablation (not a test): probe F1 after random init, MFDC, MFDC+MFRR,
-# full MC-SFAU at the same budget, per seed (env: STEPS, SEEDS). docs/benchmarks.md.
+# The synthetic AU yardstick (not a test; ~50 min on 2 cores): floor, landmark
+# and pixel references, random init (settled), MFDC, MFDC+MFRR, full MC-SFAU
+# (small preset) and the supervised ceiling through one probe, with bootstrap
+# intervals and diagnostics; writes the table into docs/benchmarks.md
+# (scripts/bench_ablation.py; env STEPS, default 600).
 bench-ablation: build
-    python scripts/bench_ablation.py --steps ${STEPS:-150} --seeds ${SEEDS:-0 1}
+    python scripts/bench_ablation.py --steps ${STEPS:-600} --write-docs
 
 # Build the stripped GPU-machine binary target/gpu/mcsfau-train and check its size (< 64 MiB) and links (docs/gpu.md).
 gpu-bundle:

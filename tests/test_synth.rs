@@ -84,3 +84,20 @@ fn synth_help_documents_the_defaults() {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
 }
+
+#[test]
+fn au_visibility_flags_the_aus_under_a_pixel_and_the_gain_lifts_them() {
+    let table = |gain: &str| {
+        let run = mcsfau().args(["synth", "--au-visibility", "128", "--au-gain", gain]).output().unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        String::from_utf8_lossy(&run.stdout).into_owned()
+    };
+    let (one, three) = (table("1"), table("3"));
+    assert_eq!(one.lines().filter(|l| l.starts_with("| AU") && !l.contains("mean px")).count(), 15, "{one}");
+    // At the default strength AU6 (lower lids) moves under a pixel in a
+    // 128 px crop at the occurrence threshold; three times stronger, none does.
+    assert!(one.lines().any(|l| l.starts_with("| AU6 |") && l.contains("under 1 px")), "{one}");
+    assert!(!three.contains("under 1 px"), "{three}");
+    let bad = mcsfau().args(["synth", "--layout", "bp4d", "--out", "x", "--au-gain", "0"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

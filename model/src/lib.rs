@@ -1,7 +1,7 @@
 //! The mcsfau model stage, on libtorch through tch: MC-SFAU (paper section 3,
 //! SPEC.md 3) and its parts.
 //!
-//! * [`config`]: typed configuration, presets `paper` and `tiny`.
+//! * [`config`]: typed configuration, presets `paper`, `small` and `tiny`.
 //! * [`backbone`]: ResNet-50 with torchvision's variable names.
 //! * [`byol`]: MFDC, eq. 1-2 (heads, target stream, EMA, L_s).
 //! * [`landmarks`]: MFRR landmark refinement cascade, eq. 3 (L_d).
@@ -17,6 +17,8 @@
 //! * [`runtime`]: what libtorch this process runs on (version, CUDA, threads).
 //! * [`data`]: shard sets, the streaming loader, on-device augmentation.
 //! * [`train`]: the pretraining loop, checkpoints and resume.
+//! * [`supervised`]: the same backbone trained with labels (the yardstick's
+//!   architecture ceiling).
 //!
 //! The device is chosen once by the caller and reaches models only through
 //! the `VarStore`.
@@ -36,6 +38,7 @@ pub mod probe;
 pub mod reconstruction;
 pub mod runtime;
 pub mod summary;
+pub mod supervised;
 pub mod train;
 pub mod transformer;
 pub mod visualize;

@@ -4,6 +4,7 @@
 //!
 //! * [`config`]: [`PretrainConfig`] and its presets.
 //! * [`step`]: one step, top to bottom ([`train_step`]).
+//! * [`diagnostics`]: collapse, per-term gradients, drift, mask coverage.
 //! * [`sgd`]: SGD with momentum and weight decay, checkpointable.
 //! * [`run`]: the loop ([`pretrain`]).
 //! * [`state`]: training checkpoints and resume.
@@ -13,6 +14,7 @@
 //! * [`synth`]: synthetic face shards for tests and the GPU check.
 
 pub mod config;
+pub mod diagnostics;
 pub mod error;
 pub mod log;
 pub mod manifest;

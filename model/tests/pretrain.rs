@@ -42,6 +42,15 @@ fn total_loss_falls_over_50_steps_and_the_outputs_load() {
         assert!((eq7 - l.total).abs() < 1e-4 * l.total.abs().max(1.0), "step {}: eq. 7 {eq7} vs {}", r.step, l.total);
         assert!(r.lr > 0.0 && r.lr <= cfg.optim.lr && (0.0..=1.0).contains(&r.data_wait));
     }
+    // The learning diagnostics, every 5 steps (the tiny preset's cadence).
+    let diag: Vec<_> = log.iter().filter_map(|r| r.diagnostics.map(|d| (r.step, d))).collect();
+    assert_eq!(diag.iter().map(|d| d.0).collect::<Vec<_>>(), (1..=10).map(|k| 5 * k).collect::<Vec<_>>());
+    for (step, d) in &diag {
+        assert!(d.proj_std > 0.0 && d.proj_std < 2.0, "step {step}: spread {}", d.proj_std);
+        let g = d.grad_norm;
+        assert!([g.l_s, g.l_d, g.l_r, g.l_c].iter().all(|v| v.is_finite() && *v > 0.0), "step {step}: {g:?}");
+        assert!(d.drift_px.unwrap() >= 0.0 && (0.0..=1.0).contains(&d.mask_fraction.unwrap()), "step {step}: {d:?}");
+    }
     let mean = |rs: &[model::train::LogRecord]| rs.iter().map(|r| r.losses.total).sum::<f64>() / rs.len() as f64;
     let (first, last) = (mean(&log[..10]), mean(&log[40..]));
     assert!(last < 0.8 * first, "total loss did not fall: first 10 steps {first}, last 10 {last}");

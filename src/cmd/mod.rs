@@ -10,6 +10,7 @@ pub mod model;
 pub mod preprocess;
 pub mod pretrain;
 pub mod probe;
+pub mod supervise;
 pub mod synth;
 
 use std::process::ExitCode;
@@ -45,6 +46,8 @@ pub enum Command {
     Audit(audit::Args),
     /// Linear probe of a checkpoint on BP4D/DISFA: per-AU F1 next to the paper.
     Probe(probe::Args),
+    /// Train a preset's backbone with AU labels (a benchmark's ceiling), for `probe`.
+    Supervise(supervise::Args),
     /// Paired t-test over per-AU F1 of two probe reports.
     Compare(compare::Args),
     /// Per-frame AU probabilities and presence for any video (CSV + Parquet).
@@ -68,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Manifest(args) => manifest::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Probe(args) => probe::run(args),
+        Command::Supervise(args) => supervise::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Detect(args) => detect::run(args),
         Command::Masks(args) => masks::run(args),

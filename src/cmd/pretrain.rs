@@ -20,7 +20,8 @@ pub struct Args {
     /// With a frame manifest: keep only this split (e.g. `train`).
     #[arg(long, requires = "manifest")]
     pub split: Option<String>,
-    /// `paper`, `tiny`, or a TOML file (unset fields keep the paper's values).
+    /// `paper`, `small` (CPU experiments: 128 px, 8x8 map), `tiny` (tests),
+    /// or a TOML file (unset fields keep the paper's values).
     #[arg(long, default_value = "paper")]
     pub config: String,
     /// The run folder: config.json, log.jsonl, losses.png, checkpoints/, model.safetensors.

@@ -30,9 +30,14 @@ pub struct Args {
     #[arg(long)]
     pub shards: PathBuf,
     /// Frame manifest JSON of the dataset (`mcsfau manifest build`) with
-    /// splits train, val and test.
+    /// splits train, val and test (or those `--splits` names).
     #[arg(long)]
     pub manifest: PathBuf,
+    /// The manifest's splits that train the head, select it and test it,
+    /// comma-separated: `train,val,test` for the paper protocol; e.g.
+    /// `fold1,fold2,fold3` for a folds3 manifest (14 test subjects on BP4D).
+    #[arg(long, value_delimiter = ',', num_args = 1, default_value = "train,val,test")]
+    pub splits: Vec<String>,
     /// Probe dataset: bp4d (12 AUs) or disfa (8 AUs).
     #[arg(long)]
     pub dataset: String,
@@ -114,10 +119,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if loaded.manifest.dataset != dataset.name() {
         bail!("manifest {} is for {}, not {}", args.manifest.display(), loaded.manifest.dataset, dataset.name());
     }
+    let [train, val, test] = args.splits.as_slice() else {
+        bail!("--splits takes three names (train,val,test), got {:?}", args.splits);
+    };
     let split = |name: &str| -> anyhow::Result<Split> {
         let summary = loaded.manifest.splits.iter().find(|s| s.name == name).with_context(|| {
+            let have: Vec<&str> = loaded.manifest.splits.iter().map(|s| s.name.as_str()).collect();
             format!(
-                "manifest {} has no {name} split (protocol {}; the probe needs train, val and test)",
+                "manifest {} has no {name} split (protocol {}, splits {have:?}; choose three with --splits)",
                 args.manifest.display(),
                 loaded.manifest.protocol
             )
@@ -131,9 +140,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let shard_paths = features::dataset_shards(&args.shards, dataset.name())?;
     let data = ProbeData {
         shard_paths,
-        train: split("train")?,
-        val: split("val")?,
-        test: split("test")?,
+        train: split(train)?,
+        val: split(val)?,
+        test: split(test)?,
         manifest: args.manifest.display().to_string(),
     };
     let source = FeatureSource::parse(&args.features)?;

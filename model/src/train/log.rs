@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::diagnostics::Diagnostics;
 use super::error::{Result, TrainError};
 use super::step::LossValues;
 
@@ -29,6 +30,10 @@ pub struct LogRecord {
     pub data_wait: f64,
     /// Seconds since this process started training.
     pub elapsed_s: f64,
+    /// Learning diagnostics, on the steps they were computed
+    /// (`output.diagnostics_every`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<Diagnostics>,
 }
 
 /// What the loop tells its caller as it goes. Every method has a no-op
@@ -109,7 +114,16 @@ mod tests {
 
     fn rec(step: u64) -> LogRecord {
         let losses = LossValues { l_s: 1.0, l_d: 2.0, l_r: 0.5, l_c: 0.25, total: 3.5125 };
-        LogRecord { step, epoch: 0, losses, lr: 0.1, images_per_s: 10.0, data_wait: 0.1, elapsed_s: 1.0 }
+        LogRecord {
+            step,
+            epoch: 0,
+            losses,
+            lr: 0.1,
+            images_per_s: 10.0,
+            data_wait: 0.1,
+            elapsed_s: 1.0,
+            diagnostics: None,
+        }
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! `RUN/losses.png`: one panel per term (L_s, L_d, L_r, L_c, L_total) and
-//! the learning rate, against the step, drawn with plotters' bitmap backend.
+//! the learning rate, against the step, and a row of learning diagnostics
+//! (`train::diagnostics`: the projections' spread, log10 of each term's
+//! backbone gradient norm, the landmark drift), drawn with plotters' bitmap
+//! backend.
 //!
 //! Text needs a TrueType font (plotters' `ab_glyph` feature, as the audit
 //! plots): `$MCSFAU_FONT`, else DejaVu Sans from Debian's
@@ -39,18 +42,41 @@ fn have_font() -> bool {
     })
 }
 
-type Series = (&'static str, fn(&LogRecord) -> f64, RGBColor);
+/// One curve: its name, its value (NaN where a record has none), its colour.
+type Line = (&'static str, fn(&LogRecord) -> f64, RGBColor);
 
-const SERIES: [Series; 6] = [
-    ("L_s", |r| r.losses.l_s, RGBColor(31, 119, 180)),
-    ("L_d", |r| r.losses.l_d, RGBColor(255, 127, 14)),
-    ("L_r", |r| r.losses.l_r, RGBColor(44, 160, 44)),
-    ("L_c", |r| r.losses.l_c, RGBColor(214, 39, 40)),
-    ("L_total", |r| r.losses.total, RGBColor(0, 0, 0)),
-    ("lr", |r| r.lr, RGBColor(148, 103, 189)),
+const BLUE: RGBColor = RGBColor(31, 119, 180);
+const ORANGE: RGBColor = RGBColor(255, 127, 14);
+const GREEN: RGBColor = RGBColor(44, 160, 44);
+const RED: RGBColor = RGBColor(214, 39, 40);
+const PURPLE: RGBColor = RGBColor(148, 103, 189);
+
+fn diag(r: &LogRecord, f: fn(&super::diagnostics::Diagnostics) -> Option<f64>) -> f64 {
+    r.diagnostics.as_ref().and_then(f).unwrap_or(f64::NAN)
+}
+
+/// The panels, row by row: a title and its curves.
+const PANELS: [(&str, &[Line]); 9] = [
+    ("L_s", &[("L_s", |r| r.losses.l_s, BLUE)]),
+    ("L_d", &[("L_d", |r| r.losses.l_d, ORANGE)]),
+    ("L_r", &[("L_r", |r| r.losses.l_r, GREEN)]),
+    ("L_c", &[("L_c", |r| r.losses.l_c, RED)]),
+    ("L_total", &[("L_total", |r| r.losses.total, RGBColor(0, 0, 0))]),
+    ("lr", &[("lr", |r| r.lr, PURPLE)]),
+    ("projection spread x sqrt(D) (0 = collapse)", &[("spread", |r| diag(r, |d| Some(d.proj_std)), BLUE)]),
+    (
+        "log10 backbone grad norm: L_s L_d L_r aL_c",
+        &[
+            ("L_s", |r| diag(r, |d| Some(d.grad_norm.l_s.log10())), BLUE),
+            ("L_d", |r| diag(r, |d| Some(d.grad_norm.l_d.log10())), ORANGE),
+            ("L_r", |r| diag(r, |d| Some(d.grad_norm.l_r.log10())), GREEN),
+            ("aL_c", |r| diag(r, |d| Some(d.grad_norm.l_c.log10())), RED),
+        ],
+    ),
+    ("mean |p_k - p_1| (px)", &[("drift", |r| diag(r, |d| d.drift_px), ORANGE)]),
 ];
 
-/// Draws the curves of `records` to `path` (PNG, 1200x800).
+/// Draws the curves of `records` to `path` (PNG, 1200x1200).
 pub fn draw_losses(records: &[LogRecord], path: &Path) -> Result<()> {
     draw(records, path, have_font())
 }
@@ -58,14 +84,15 @@ pub fn draw_losses(records: &[LogRecord], path: &Path) -> Result<()> {
 /// Draws with or without text (titles, tick labels).
 fn draw(records: &[LogRecord], path: &Path, text: bool) -> Result<()> {
     let err = |e: &dyn std::fmt::Debug| TrainError::Plot { path: path.to_path_buf(), message: format!("{e:?}") };
-    let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
+    let root = BitMapBackend::new(path, (1200, 1200)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let (x0, x1) = match (records.first(), records.last()) {
         (Some(a), Some(b)) => (a.step as f64, (b.step as f64).max(a.step as f64 + 1.0)),
         _ => (0.0, 1.0),
     };
-    for (area, (name, get, color)) in root.split_evenly((2, 3)).iter().zip(SERIES) {
-        let ys: Vec<f64> = records.iter().map(get).filter(|v| v.is_finite()).collect();
+    for (area, (name, lines)) in root.split_evenly((3, 3)).iter().zip(PANELS) {
+        let ys: Vec<f64> =
+            lines.iter().flat_map(|(_, get, _)| records.iter().map(get)).filter(|v| v.is_finite()).collect();
         let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let (lo, hi) = if lo.is_finite() { (lo, if hi > lo { hi } else { lo + 1e-9 }) } else { (0.0, 1.0) };
@@ -83,8 +110,16 @@ fn draw(records: &[LogRecord], path: &Path, text: bool) -> Result<()> {
             mesh.disable_x_mesh().disable_y_mesh().x_labels(0).y_labels(0);
         }
         mesh.draw().map_err(|e| err(&e))?;
-        let points = records.iter().map(|r| (r.step as f64, get(r))).filter(|(_, v)| v.is_finite());
-        chart.draw_series(LineSeries::new(points, color.stroke_width(2))).map_err(|e| err(&e))?;
+        for (_, get, color) in lines {
+            let points = records.iter().map(|r| (r.step as f64, get(r))).filter(|(_, v)| v.is_finite());
+            let points: Vec<(f64, f64)> = points.collect();
+            if points.len() == 1 {
+                chart.draw_series(PointSeries::of_element(points, 3, color.filled(), &|c, s, st| Circle::new(c, s, st)))
+            } else {
+                chart.draw_series(LineSeries::new(points, color.stroke_width(2)))
+            }
+            .map_err(|e| err(&e))?;
+        }
     }
     root.present().map_err(|e| err(&e))
 }
@@ -109,11 +144,12 @@ mod tests {
                 images_per_s: 1.0,
                 data_wait: 0.0,
                 elapsed_s: 0.0,
+                diagnostics: None,
             })
             .collect();
         draw(&records, &path, false).unwrap();
         let img = image::open(&path).unwrap().to_rgb8();
-        assert_eq!(img.dimensions(), (1200, 800));
+        assert_eq!(img.dimensions(), (1200, 1200));
         let blue = img.pixels().filter(|p| p.0 == [31, 119, 180]).count();
         assert!(blue > 100, "the L_s curve is drawn ({blue} px)");
     }

@@ -122,7 +122,14 @@ pub fn pretrain(cfg: PretrainConfig, opts: &RunOptions, progress: &dyn TrainProg
     let model = McSfau::new(&cfg.model, opts.device)?;
     let opt = Sgd::new(model.online(), cfg.optim.momentum, cfg.optim.weight_decay);
     let augmenter = Augmenter::new(cfg.data.augment.clone(), cfg.seed)?;
-    let mut t = Trainer { model, opt, augmenter, seed: cfg.seed, nan_at_step: cfg.debug.nan_at_step };
+    let mut t = Trainer {
+        model,
+        opt,
+        augmenter,
+        seed: cfg.seed,
+        nan_at_step: cfg.debug.nan_at_step,
+        diagnostics_every: cfg.output.diagnostics_every,
+    };
     let (mut step, mut epoch, mut skip) = (0, 0, 0);
     if let Some((path, st, tensors)) = resumed {
         state::restore(&mut t, &path, tensors)?;
@@ -176,7 +183,7 @@ pub fn pretrain(cfg: PretrainConfig, opts: &RunOptions, progress: &dyn TrainProg
             let lr = learning_rate(cfg.optim.lr, cfg.optim.min_lr, cfg.optim.cosine, step, total);
             step += 1;
             batch_in_epoch += 1;
-            let losses = match train_step(&mut t, &batch, step, lr) {
+            let output = match train_step(&mut t, &batch, step, lr) {
                 Err(TrainError::NonFinite { term, step, value, .. }) => {
                     progress.finish();
                     let last_checkpoint =
@@ -185,9 +192,10 @@ pub fn pretrain(cfg: PretrainConfig, opts: &RunOptions, progress: &dyn TrainProg
                 }
                 r => r?,
             };
+            let losses = output.losses;
             last = Some(losses);
             progress.step(step, &losses);
-            if step % cfg.output.log_every == 0 || step == total {
+            if step % cfg.output.log_every == 0 || step == total || output.diagnostics.is_some() {
                 let now = data.loader.stats();
                 let d = now.since(&prev_stats);
                 prev_stats = now;
@@ -199,6 +207,7 @@ pub fn pretrain(cfg: PretrainConfig, opts: &RunOptions, progress: &dyn TrainProg
                     images_per_s: d.images_per_s(),
                     data_wait: d.wait_fraction(),
                     elapsed_s: started.elapsed().as_secs_f64(),
+                    diagnostics: output.diagnostics,
                 };
                 log.write(&r)?;
                 records.push(r);

@@ -1,9 +1,11 @@
 //! One pretraining step (paper section 3.4), top to bottom: views of the
 //! loader batch, the step's random draws, the four losses of eq. 7, the
-//! non-finite guard, backward, the SGD update, the EMA update of eq. 1.
+//! non-finite guard, (every N steps) the learning diagnostics, backward,
+//! the SGD update, the EMA update of eq. 1.
 
 use serde::{Deserialize, Serialize};
 
+use super::diagnostics::{self, Diagnostics};
 use super::error::{Result, TrainError};
 use super::sgd::Sgd;
 use crate::config::ModelConfig;
@@ -50,6 +52,17 @@ pub struct Trainer {
     pub seed: u64,
     /// Step (1-based) at which L_r is made NaN, for testing the guard.
     pub nan_at_step: Option<u64>,
+    /// Compute [`Diagnostics`] every this many steps (0: never).
+    pub diagnostics_every: u64,
+}
+
+/// What a step reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepOutput {
+    /// The loss terms.
+    pub losses: LossValues,
+    /// The learning diagnostics, on the steps they are due.
+    pub diagnostics: Option<Diagnostics>,
 }
 
 /// The libtorch seed of `step`: a pure function of `(seed, step)` (a
@@ -64,7 +77,7 @@ pub fn step_seed(seed: u64, step: u64) -> i64 {
 
 /// Step `step` (1-based) on `batch` at learning rate `lr`. A NaN or
 /// infinite term returns [`TrainError::NonFinite`] before any weight moves.
-pub fn train_step(t: &mut Trainer, batch: &data::Batch, step: u64, lr: f64) -> Result<LossValues> {
+pub fn train_step(t: &mut Trainer, batch: &data::Batch, step: u64, lr: f64) -> Result<StepOutput> {
     // Every random draw of this step comes from (seed, step).
     tch::manual_seed(step_seed(t.seed, step));
     // P, P1, P2 and P's landmarks, on the device.
@@ -83,12 +96,16 @@ pub fn train_step(t: &mut Trainer, batch: &data::Batch, step: u64, lr: f64) -> R
     if let Some((term, value)) = values.first_non_finite() {
         return Err(TrainError::NonFinite { term, step, value, last_checkpoint: String::new() });
     }
+    // Separate backward passes into the backbone, graph kept (no RNG drawn,
+    // nothing accumulated): a resumed run logs the same values.
+    let due = t.diagnostics_every > 0 && step % t.diagnostics_every == 0;
+    let diagnostics = due.then(|| diagnostics::diagnose(&t.model, &inputs, &losses));
     // Backward through the online store, SGD, then the target's EMA (eq. 1).
     t.opt.zero_grad();
     losses.total.backward();
     t.opt.step(lr);
     t.model.ema_update()?;
-    Ok(values)
+    Ok(StepOutput { losses: values, diagnostics })
 }
 
 #[cfg(test)]

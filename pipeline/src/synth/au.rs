@@ -114,7 +114,7 @@ fn pair(p: &mut Points68, left: usize, right: usize, dx: f32, dy: f32) {
 pub fn deform(id: &Identity, aus: &AuIntensities) -> Points68 {
     let neutral = id.neutral();
     let mut p = neutral;
-    let s = |au: u8| slot(au).map_or(0.0, |i| (aus[i] / 5.0).clamp(0.0, 1.0));
+    let s = |au: u8| slot(au).map_or(0.0, |i| (aus[i] / 5.0).clamp(0.0, 1.0) * id.au_gain);
     let (up, lo) = (id.lip_up, id.lip_lo);
     // AU1 inner brow raiser.
     for (k, w) in [(19, 0.35), (20, 0.7), (21, 1.0)] {

@@ -15,7 +15,7 @@ use crate::landmarks::Points68;
 
 /// Draws the marks of every active AU.
 pub fn draw(cv: &mut Canvas, id: &Identity, p: &Points68, aus: &AuIntensities) {
-    let s = |au: u8| slot(au).map_or(0.0, |i| (aus[i] / 5.0).clamp(0.0, 1.0));
+    let s = |au: u8| slot(au).map_or(0.0, |i| (aus[i] / 5.0).clamp(0.0, 1.0) * id.au_gain);
     // Opacity: full from intensity ~3, already 0.64 of it at intensity 2.
     let v = |au: u8| (1.6 * s(au)).min(1.0);
     let line = shade(id.palette.skin, 0.62);

@@ -68,6 +68,9 @@ pub struct Identity {
     pub fringe: f32,
     /// Colours.
     pub palette: Palette,
+    /// Strength of every AU's deformation and marks relative to the
+    /// generator's default (1); set from `SynthConfig::au_gain`, not sampled.
+    pub au_gain: f32,
 }
 
 const SKIN: [[u8; 3]; 6] =
@@ -118,6 +121,7 @@ impl Identity {
                 iris,
                 shirt: [rng.gen_range(30..220), rng.gen_range(30..220), rng.gen_range(30..220)],
             },
+            au_gain: 1.0,
         }
     }
 

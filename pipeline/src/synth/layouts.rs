@@ -175,7 +175,8 @@ fn mkdir(p: &Path) -> Result<()> {
 /// The plan of one clip and the clip's random stream (after planning), as
 /// [`super::generate`] draws them.
 fn plan(layout: Layout, cfg: &SynthConfig, subject: &str, video: &str, clip: &str) -> (ClipPlan, ChaCha8Rng) {
-    let identity = Identity::sample(&mut rng_for(cfg.seed, &[layout.name(), subject]));
+    let identity =
+        Identity { au_gain: cfg.au_gain, ..Identity::sample(&mut rng_for(cfg.seed, &[layout.name(), subject])) };
     let mut rng = rng_for(cfg.seed, &[layout.name(), subject, video, clip]);
     let (fps, size, framing) = match layout {
         Layout::VoxCeleb2 => (25, (224, 224), Framing { cx: 0.5, cy: 0.53, scale: 0.3 }),
