@@ -173,7 +173,10 @@ def main():
     ap.add_argument("--work", default=str(REPO / "target" / "bench-ablation"))
     ap.add_argument("--bin", default=str(REPO / "target" / "debug" / "mcsfau"))
     ap.add_argument("--write-docs", action="store_true", help="put the table into docs/benchmarks.md")
+    ap.add_argument("--from-dir", help="render a finished run of scripts/gpu-bench-ablation.sh (no training)")
     a = ap.parse_args()
+    if a.from_dir:
+        return render_from_dir(a)
     work = pathlib.Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     b, started = a.bin, time.time()
@@ -266,16 +269,7 @@ def main():
                                         (work / "runs/supervised/log.jsonl").read_text().splitlines()]
 
     # Paired comparisons against random init (same test frames).
-    preds = {n: read_predictions(work / f"probes/{r['tag']}/test_predictions.csv") for n, r in rows.items()}
-    au_names = next(iter(preds.values()))[4]
-    ref_name = "random init (settled)"
-    for n in rows:
-        if n != ref_name and ref_name in preds:
-            pa, pb = preds[n], preds[ref_name]
-            point, lo, hi, au_lo, au_hi = paired_bootstrap(pa[1:4], pb[1:4], a.bootstrap)
-            rows[n]["vs_random"] = {"ap_diff": point, "lo": lo, "hi": hi,
-                                    "aus_above": [au for au, l in zip(au_names, au_lo) if l > 0],
-                                    "aus_below": [au for au, h in zip(au_names, au_hi) if h < 0]}
+    compare_with_random(work, rows, a.bootstrap)
     ld_check = None if a.no_ld_check or only else ld_scale_check(b, work, base)
     md = render(a, rows, visibility, split_frames, started, ld_check)
     (work / "ablation.md").write_text(md)
@@ -287,6 +281,51 @@ def main():
         i, j = text.index(MARK_START), text.index(MARK_END)
         doc.write_text(text[: i + len(MARK_START)] + "\n" + md + "\n" + text[j:])
         log(f"wrote the table into {doc}")
+
+
+TAGS = {"landmarks": "landmarks", "pixels32": "pixels32", "random_init": "random init (settled)",
+        "MFDC_only": "MFDC only", "MFDC_p_MFRR": "MFDC + MFRR", "full_MC-SFAU": "full MC-SFAU",
+        "supervised": "supervised"}
+
+
+def render_from_dir(a):
+    """The tables of a scripts/gpu-bench-ablation.sh run folder."""
+    work = pathlib.Path(a.from_dir)
+    rows = {}
+    for tag, name in TAGS.items():
+        path = work / "probes" / tag / "probe.json"
+        if not path.exists():
+            continue
+        rows[name] = {"tag": tag, "report": json.loads(path.read_text())}
+        logf = work / "runs" / tag / "log.jsonl"
+        if logf.exists() and tag != "supervised":
+            recs = [json.loads(x) for x in logf.read_text().splitlines()]
+            rows[name]["log"] = {"first": recs[0], "last": recs[-1], "diag": [r for r in recs if "diagnostics" in r]}
+    if (work / "runs/supervised/log.jsonl").exists() and "supervised" in rows:
+        rows["supervised"]["epochs"] = [json.loads(x) for x in (work / "runs/supervised/log.jsonl").read_text().splitlines()]
+    compare_with_random(work, rows, a.bootstrap)
+    crop = 256  # the paper preset's crops
+    visibility = run(a.bin, "synth", "--au-visibility", crop, "--au-gain", a.au_gain, cwd=work)
+    frames = json.loads((work / "manifests/bp4d/paper.frames.json").read_text())
+    md = render(a, rows, visibility, {s["name"]: s["frames"] for s in frames["splits"]}, time.time(), None)
+    times = (work / "times.txt").read_text() if (work / "times.txt").exists() else ""
+    md = f"From {work} (scripts/gpu-bench-ablation.sh; paper preset). Times:\n\n```\n{times}```\n\n" + md
+    (work / "ablation.md").write_text(md)
+    print(md)
+
+
+def compare_with_random(work, rows, resamples):
+    """Each row against random init, paired over the same test subjects."""
+    preds = {n: read_predictions(work / f"probes/{r['tag']}/test_predictions.csv") for n, r in rows.items()}
+    au_names = next(iter(preds.values()))[4]
+    ref_name = "random init (settled)"
+    for n in rows:
+        if n != ref_name and ref_name in preds:
+            pa, pb = preds[n], preds[ref_name]
+            point, lo, hi, au_lo, au_hi = paired_bootstrap(pa[1:4], pb[1:4], resamples)
+            rows[n]["vs_random"] = {"ap_diff": point, "lo": lo, "hi": hi,
+                                    "aus_above": [au for au, l in zip(au_names, au_lo) if l > 0],
+                                    "aus_below": [au for au, h in zip(au_names, au_hi) if h < 0]}
 
 
 def identity_accuracy(work, probe_dir):
@@ -375,7 +414,7 @@ def render(a, rows, visibility, split_frames, started, ld_check):
         out.append(f"| {n} | {pct(rep['test_mean_f1'])} [{pct(bs['mean_f1'][0])}, {pct(bs['mean_f1'][1])}] | "
                    f"{pct(rep['test_mean_ap'])} [{pct(bs['mean_ap'][0])}, {pct(bs['mean_ap'][1])}] | {diff} | "
                    f"{above} | {pct(r['identity']) if r.get('identity') is not None else ''} | "
-                   f"{r.get('train_s', 0):.0f} |")
+                   f"{'%.0f' % r['train_s'] if 'train_s' in r else ''} |")
     out += ["", "Per-AU test AP (%), mean over the probe seeds:", ""]
     aus = any_report["au_numbers"]
     out += ["| representation | " + " | ".join(f"AU{u}" for u in aus) + " |",

@@ -35,9 +35,10 @@ for cap in "${caps[@]}"; do
   failed=$(grep -oE '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
   echo "  ${result[$cap]}: $passed passed, $failed failed (log: $log)"
   # The measured parity errors of this kernel set.
-  ATEN_CPU_CAPABILITY=$cap cargo test -q -p mcsfau-model --test parity -- --nocapture 2>&1 | grep -E ' f(32|64), ' | sed 's/^\.*/  /'
-  ATEN_CPU_CAPABILITY=$cap cargo test -q -p mcsfau-pipeline --test landmarks_fan -- --nocapture 2>&1 \
-    | grep -E '^(tiny FAN|2DFAN4)' | sed 's/^/  /'
+  ATEN_CPU_CAPABILITY=$cap cargo test -q -p mcsfau-model --test parity -- --nocapture --test-threads 1 2>&1 \
+    | grep -oE '(mcsfau_[a-z]+\.safetensors )?f(32|64), .*' | sed 's/^/  /'
+  ATEN_CPU_CAPABILITY=$cap cargo test -q -p mcsfau-pipeline --test landmarks_fan -- --nocapture --test-threads 1 2>&1 \
+    | grep -oE '(tiny FAN|2DFAN4).*' | sed 's/^/  /'
 done
 echo "=== summary"
 for cap in "${caps[@]}"; do echo "  $cap: ${result[$cap]}"; done

@@ -380,3 +380,29 @@ fn device_name(d: Device) -> String {
         other => format!("{other:?}"),
     }
 }
+
+/// The splits `names` of a frame manifest (`mcsfau manifest build`'s JSON
+/// and the frames CSV beside it) as probe [`Split`]s, read without the
+/// pipeline crate (for `mcsfau-train`, which does not link it): sample ids
+/// from the frames CSV, each split's content hash from the JSON's `splits`.
+pub fn manifest_splits(manifest: &std::path::Path, names: &[&str]) -> Result<Vec<Split>> {
+    let bad = |m: String| ModelError::Probe(format!("manifest {}: {m}", manifest.display()));
+    let text =
+        std::fs::read_to_string(manifest).map_err(|source| ModelError::Io { path: manifest.to_path_buf(), source })?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let splits = v["splits"].as_array().ok_or_else(|| bad("no `splits` array".into()))?;
+    names
+        .iter()
+        .map(|&name| {
+            let entry = splits.iter().find(|s| s["name"] == name).ok_or_else(|| {
+                bad(format!("no split {name:?} (has {:?})", splits.iter().map(|s| &s["name"]).collect::<Vec<_>>()))
+            })?;
+            let hash = entry["rows_sha256"].as_str().ok_or_else(|| bad(format!("split {name}: no rows_sha256")))?;
+            let ids = crate::train::manifest::read_ids(manifest, Some(name)).map_err(|e| bad(e.to_string()))?;
+            if ids.is_empty() {
+                return Err(bad(format!("split {name} has no frames")));
+            }
+            Ok(Split { name: name.into(), ids, hash: hash.into() })
+        })
+        .collect()
+}

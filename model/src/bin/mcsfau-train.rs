@@ -6,6 +6,9 @@
 //! * `mcsfau-train doctor`: libtorch, CUDA and thread facts (JSON).
 //! * `mcsfau-train synth-shards --out DIR --n N --side S`: synthetic shards.
 //! * `mcsfau-train pretrain ...`: as `mcsfau pretrain`.
+//! * `mcsfau-train probe ...`, `supervise ...`: as `mcsfau probe` /
+//!   `mcsfau supervise` (the yardstick at the paper preset,
+//!   `scripts/gpu-bench-ablation.sh`), with the manifest read directly.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,7 +56,7 @@ enum Cmd {
         /// Sample-id selection: manifest .json/.frames.csv or a plain id list.
         #[arg(long)]
         manifest: Option<PathBuf>,
-        /// `paper`, `tiny`, or a TOML file.
+        /// `paper`, `small`, `tiny`, or a TOML file.
         #[arg(long, default_value = "paper")]
         config: String,
         /// The run folder.
@@ -83,6 +86,84 @@ enum Cmd {
         /// libtorch CPU threads (0: default).
         #[arg(long, default_value_t = 0)]
         threads: i32,
+    },
+    /// Linear probe of a checkpoint or a reference (`mcsfau probe`'s options).
+    Probe {
+        /// The checkpoint (with `--features backbone`).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// `backbone`, `landmarks`, `pixels` or `pixels<N>`.
+        #[arg(long, default_value = "backbone")]
+        features: String,
+        /// Folder of labeled shards.
+        #[arg(long)]
+        shards: PathBuf,
+        /// Frame manifest JSON (`mcsfau manifest build`).
+        #[arg(long)]
+        manifest: PathBuf,
+        /// The manifest's train, val and test splits.
+        #[arg(long, value_delimiter = ',', default_value = "train,val,test")]
+        splits: Vec<String>,
+        /// bp4d or disfa.
+        #[arg(long)]
+        dataset: String,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Head seeds, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        seed: Vec<u64>,
+        /// `f1` or `ap`.
+        #[arg(long, default_value = "f1")]
+        select: String,
+        /// `none` or `balanced`.
+        #[arg(long, default_value = "none")]
+        pos_weight: String,
+        /// Bootstrap replicates (0: none).
+        #[arg(long, default_value_t = 1000)]
+        bootstrap: usize,
+        /// Feature cache folder (none: no cache).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// `cpu`, `cuda` or `cuda:N`.
+        #[arg(long, default_value = "cuda")]
+        device: String,
+    },
+    /// Train a preset's backbone with labels (`mcsfau supervise`'s options).
+    Supervise {
+        /// Folder of labeled shards.
+        #[arg(long)]
+        shards: PathBuf,
+        /// Frame manifest JSON.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// The manifest's train and val splits.
+        #[arg(long, value_delimiter = ',', default_value = "train,val")]
+        splits: Vec<String>,
+        /// bp4d or disfa.
+        #[arg(long)]
+        dataset: String,
+        /// `paper`, `small` or `tiny`.
+        #[arg(long, default_value = "paper")]
+        preset: String,
+        /// Run folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Epochs.
+        #[arg(long, default_value_t = 8)]
+        epochs: u64,
+        /// Images per step.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Peak learning rate.
+        #[arg(long, default_value_t = 0.05)]
+        lr: f64,
+        /// JPEG-decode threads (0: all cores).
+        #[arg(long, default_value_t = 0)]
+        workers: usize,
+        /// `cpu`, `cuda` or `cuda:N`.
+        #[arg(long, default_value = "cuda")]
+        device: String,
     },
 }
 
@@ -122,7 +203,93 @@ fn parse_device(s: &str) -> anyhow::Result<tch::Device> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    use model::probe::{self, features::FeatureSource, linear, Dataset, NoProgress, ProbeConfig, ProbeData};
     match cli.command {
+        Cmd::Probe {
+            checkpoint,
+            features,
+            shards,
+            manifest,
+            splits,
+            dataset,
+            out,
+            seed,
+            select,
+            pos_weight,
+            bootstrap,
+            cache_dir,
+            device,
+        } => {
+            let dataset: Dataset = dataset.parse()?;
+            let names: Vec<&str> = splits.iter().map(String::as_str).collect();
+            let [train, val, test]: [probe::Split; 3] = probe::manifest_splits(&manifest, &names)?
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("--splits takes three names (train,val,test)"))?;
+            let data = ProbeData {
+                shard_paths: probe::features::dataset_shards(&shards, dataset.name())?,
+                train,
+                val,
+                test,
+                manifest: manifest.display().to_string(),
+            };
+            let cfg = ProbeConfig {
+                linear: linear::LinearConfig {
+                    seed: seed.first().copied().unwrap_or(0),
+                    select: if select == "ap" { linear::SelectMetric::Ap } else { linear::SelectMetric::F1 },
+                    pos_weight: if pos_weight == "balanced" {
+                        linear::PosWeight::Balanced
+                    } else {
+                        linear::PosWeight::None
+                    },
+                    ..Default::default()
+                },
+                cache_dir,
+                seeds: seed,
+                bootstrap,
+                ..Default::default()
+            };
+            let (report, head) = match (FeatureSource::parse(&features)?, checkpoint) {
+                (FeatureSource::Backbone, Some(ckpt)) => {
+                    let (net, meta) = model::checkpoint::load(&ckpt, parse_device(&device)?)?;
+                    let info = probe::CheckpointInfo {
+                        path: ckpt.display().to_string(),
+                        sha256: probe::features::file_sha256(&ckpt)?,
+                        step: meta.step,
+                    };
+                    probe::run(&net, &info, dataset, &data, &cfg, &NoProgress)?
+                }
+                (FeatureSource::Backbone, None) => anyhow::bail!("--features backbone needs --checkpoint"),
+                (reference, _) => probe::run_reference(reference, dataset, &data, &cfg, &NoProgress)?,
+            };
+            report.write(&out, &head)?;
+            println!("{}", report.summary_line());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Supervise { shards, manifest, splits, dataset, preset, out, epochs, batch_size, lr, workers, device } => {
+            use model::supervised::{self, SupervisedConfig, SupervisedData};
+            let dataset: Dataset = dataset.parse()?;
+            let names: Vec<&str> = splits.iter().map(String::as_str).collect();
+            let [train, val]: [probe::Split; 2] = probe::manifest_splits(&manifest, &names)?
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("--splits takes two names (train,val)"))?;
+            let data = SupervisedData {
+                shard_paths: probe::features::dataset_shards(&shards, dataset.name())?,
+                train: train.ids,
+                val: val.ids,
+                au_numbers: dataset.au_numbers().to_vec(),
+            };
+            let cfg = SupervisedConfig {
+                model: model::config::ModelConfig::preset(&preset)?,
+                epochs,
+                batch_size,
+                lr,
+                workers,
+                ..SupervisedConfig::default()
+            };
+            let s = supervised::train(&cfg, &data, &out, parse_device(&device)?, &NoProgress)?;
+            println!("{}", serde_json::to_string(&s)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Doctor => {
             let info = model::runtime::runtime_info();
             let smoke = model::runtime::smoke();
