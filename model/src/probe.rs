@@ -315,7 +315,7 @@ fn probe_with(
         feats.push(f);
     }
     let test = &feats[2];
-    let (mut first_head, mut seeds, mut seed_probs) = (None, Vec::new(), Vec::new());
+    let (mut first, mut seeds, mut seed_probs) = (None, Vec::new(), Vec::new());
     for seed in cfg.head_seeds() {
         progress.message(&format!("training the linear head, seed {seed} (selection on val)"));
         let linear_cfg = LinearConfig { seed, ..cfg.linear.clone() };
@@ -329,14 +329,14 @@ fn probe_with(
         let aps = metrics::per_au_ap(&probs, &test.labels, test.aus);
         seeds.push(SeedResult::new(seed, selection, &scores, aps));
         seed_probs.push(probs);
-        first_head.get_or_insert(head);
+        first.get_or_insert((head, scores));
     }
-    let head = first_head.ok_or_else(|| ModelError::Probe("no head seed".into()))?;
+    // The first seed's head is saved; its confusion counts go in the report.
+    let (head, first) = first.ok_or_else(|| ModelError::Probe("no head seed".into()))?;
     let bootstrap = (cfg.bootstrap > 0).then(|| {
         progress.message(&format!("bootstrap over test subjects ({} replicates)", cfg.bootstrap));
         stats::bootstrap(&seed_probs, &test.labels, test.aus, &test.ids, linear::THRESHOLD, cfg.bootstrap, 0)
     });
-    let first = metrics::per_au_scores(&seed_probs[0], &test.labels, test.aus, linear::THRESHOLD);
     let per_au = dataset.au_numbers().iter().zip(&first).map(|(&au, s)| AuResult::new(au, s)).collect();
     let mut report = ProbeReport::new(
         dataset,

@@ -72,12 +72,12 @@ pub struct Args {
     pub seed: Vec<u64>,
     /// Validation score that selects the grid point and epoch: `f1` (mean
     /// F1 at 0.5, the paper's protocol) or `ap` (mean average precision).
-    #[arg(long, default_value = "f1", value_parser = ["f1", "ap"])]
-    pub select: String,
+    #[arg(long, default_value = "f1")]
+    pub select: SelectMetric,
     /// Positive-class weight in the loss: `none` (the paper) or `balanced`
     /// (each AU's train negatives / positives).
-    #[arg(long, default_value = "none", value_parser = ["none", "balanced"])]
-    pub pos_weight: String,
+    #[arg(long, default_value = "none")]
+    pub pos_weight: PosWeight,
     /// Bootstrap replicates of the 95 % interval over test subjects (0: none).
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
@@ -154,8 +154,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             patience: args.patience,
             batch_size: args.batch_size,
             seed: args.seed.first().copied().unwrap_or(0),
-            select: if args.select == "ap" { SelectMetric::Ap } else { SelectMetric::F1 },
-            pos_weight: if args.pos_weight == "balanced" { PosWeight::Balanced } else { PosWeight::None },
+            select: args.select,
+            pos_weight: args.pos_weight,
         },
         feature_batch: args.feature_batch,
         workers: args.workers,
@@ -184,7 +184,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let json = report.write(&args.out, &head)?;
     println!(
-        "probe of {what} on {}, {:.1} s; selected on val by {}: lr {}, wd {}, epoch {}",
+        "probe of {what} on {}, {:.1} s; selected on val by {:?}: lr {}, wd {}, epoch {}",
         dataset.name(),
         started.elapsed().as_secs_f64(),
         args.select,

@@ -115,10 +115,10 @@ enum Cmd {
         seed: Vec<u64>,
         /// `f1` or `ap`.
         #[arg(long, default_value = "f1")]
-        select: String,
+        select: model::probe::linear::SelectMetric,
         /// `none` or `balanced`.
         #[arg(long, default_value = "none")]
-        pos_weight: String,
+        pos_weight: model::probe::linear::PosWeight,
         /// Bootstrap replicates (0: none).
         #[arg(long, default_value_t = 1000)]
         bootstrap: usize,
@@ -235,12 +235,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = ProbeConfig {
                 linear: linear::LinearConfig {
                     seed: seed.first().copied().unwrap_or(0),
-                    select: if select == "ap" { linear::SelectMetric::Ap } else { linear::SelectMetric::F1 },
-                    pos_weight: if pos_weight == "balanced" {
-                        linear::PosWeight::Balanced
-                    } else {
-                        linear::PosWeight::None
-                    },
+                    select,
+                    pos_weight,
                     ..Default::default()
                 },
                 cache_dir,

@@ -28,7 +28,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::Progress;
 use crate::backbone::Backbone;
-use crate::data::augment::ops::normalize;
+use crate::data::augment::ops::{grayscale, normalize};
 use crate::data::{Loader, LoaderConfig, ShardSet};
 use crate::error::{ModelError, Result};
 
@@ -39,7 +39,8 @@ pub enum FeatureSource {
     Backbone,
     /// The shard's 49 landmarks, divided by the crop side: 98 numbers in [0, 1].
     Landmarks,
-    /// The crop in grey (ITU-R 601 luma), area-downsampled to `side x side`,
+    /// The crop in grey (torchvision's luma weights, as the augmentation's
+    /// saturation uses), area-downsampled to `side x side`,
     /// in [0, 1]: `side^2` numbers.
     Pixels {
         /// Side of the downsampled image, pixels.
@@ -85,9 +86,7 @@ impl FeatureSource {
             }
             Self::Pixels { side: out } => tch::no_grad(|| {
                 let x = batch.images.to_device(Device::Cpu).to_kind(Kind::Float) / 255.0; // [B, 3, H, W]
-                let c = x.unbind(1);
-                let grey = (&c[0] * 0.299 + &c[1] * 0.587 + &c[2] * 0.114).unsqueeze(1); // [B, 1, H, W]
-                grey.adaptive_avg_pool2d([*out, *out]).flatten(1, -1)
+                grayscale(&x).adaptive_avg_pool2d([*out, *out]).flatten(1, -1) // [B, out^2]
             }),
         })
     }

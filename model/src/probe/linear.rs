@@ -66,6 +66,32 @@ pub enum SelectMetric {
     Ap,
 }
 
+impl std::str::FromStr for SelectMetric {
+    type Err = ModelError;
+
+    /// `f1` or `ap` (the CLI spelling).
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f1" => Ok(Self::F1),
+            "ap" => Ok(Self::Ap),
+            _ => Err(ModelError::Probe(format!("unknown selection metric {s:?}: expected f1 or ap"))),
+        }
+    }
+}
+
+impl std::str::FromStr for PosWeight {
+    type Err = ModelError;
+
+    /// `none` or `balanced` (the CLI spelling).
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "none" => Ok(Self::None),
+            "balanced" => Ok(Self::Balanced),
+            _ => Err(ModelError::Probe(format!("unknown positive weight {s:?}: expected none or balanced"))),
+        }
+    }
+}
+
 /// The positive-class weight of each AU in the BCE loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
