@@ -138,7 +138,7 @@ pub fn train(
     std::fs::create_dir_all(out).map_err(io(out))?;
     let config_path = out.join("config.json");
     let json = serde_json::to_string_pretty(cfg).map_err(|e| ModelError::InvalidConfig(e.to_string()))?;
-    std::fs::write(&config_path, json).map_err(io(&config_path))?;
+    schemas::atomic::write(&config_path, json.as_bytes()).map_err(io(&config_path))?;
 
     let set = ShardSet::open(&data.shard_paths)?;
     if i64::from(set.crop_size()) != cfg.model.image_size {

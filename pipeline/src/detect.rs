@@ -185,22 +185,26 @@ pub fn to_record_batch(aus: &[u16], rows: &[FrameRecord], threshold: f32) -> Res
 
 /// Writes the CSV to `path`.
 pub fn write_csv(path: &Path, aus: &[u16], rows: &[FrameRecord], threshold: f32) -> Result<()> {
-    std::fs::write(path, to_csv(aus, rows, threshold)?).map_err(|e| PipelineError::io(path, e))
+    crate::error::write_file(path, to_csv(aus, rows, threshold)?.as_bytes())
 }
 
 /// Writes the table as a Parquet file (zstd) to `path`.
 pub fn write_parquet(path: &Path, aus: &[u16], rows: &[FrameRecord], threshold: f32) -> Result<()> {
     let batch = to_record_batch(aus, rows, threshold)?;
-    let file = std::fs::File::create(path).map_err(|e| PipelineError::io(path, e))?;
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
-        .build();
-    let err =
-        |e: parquet::errors::ParquetError| PipelineError::Input { path: path.to_path_buf(), message: e.to_string() };
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(err)?;
-    w.write(&batch).map_err(err)?;
-    w.close().map_err(err)?;
-    Ok(())
+    crate::error::atomic(path, |tmp| {
+        let file = std::fs::File::create(tmp).map_err(|e| PipelineError::io(tmp, e))?;
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+            .build();
+        let err = |e: parquet::errors::ParquetError| PipelineError::Input {
+            path: path.to_path_buf(),
+            message: format!("writing Parquet: {e}"),
+        };
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(err)?;
+        w.write(&batch).map_err(err)?;
+        w.close().map_err(err)?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

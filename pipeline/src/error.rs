@@ -160,3 +160,18 @@ impl PipelineError {
         Self::Io { path: path.into(), source }
     }
 }
+
+/// Produces `path` atomically ([`schemas::atomic::write_with`]): `write`
+/// gets a temporary path in the same folder; on success the file is synced
+/// and renamed to `path`, on error removed.
+pub fn atomic<T>(path: &std::path::Path, write: impl FnOnce(&std::path::Path) -> Result<T>) -> Result<T> {
+    schemas::atomic::write_with(path, write).map_err(|e| match e {
+        schemas::atomic::AtomicError::Write(e) => e,
+        schemas::atomic::AtomicError::Io(p, e) => PipelineError::io(p, e),
+    })
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    schemas::atomic::write(path, bytes).map_err(|e| PipelineError::io(path, e))
+}

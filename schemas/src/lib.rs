@@ -8,15 +8,20 @@
 //! * [`schema`]: column names, the Arrow schema, and the key-value metadata.
 //! * [`writer`]: [`ShardWriter`], atomic (temporary name, then rename).
 //! * [`reader`]: [`ShardReader`], by-name column selection with version check.
+//! * [`validate`]: the one validator every reader goes through (types,
+//!   metadata, nulls, sample-id syntax and uniqueness).
+//! * [`atomic`]: temporary name, then rename, for every file mcsfau writes.
 
+pub mod atomic;
 pub mod error;
 pub mod reader;
 pub mod row;
 pub mod schema;
+pub mod validate;
 pub mod writer;
 
 pub use error::{Result, SchemaError};
-pub use reader::{list_shards, ShardReader};
+pub use reader::{list_shards, ShardBatches, ShardReader};
 pub use row::{FaceRow, Labels};
 pub use schema::{columns, LabelSpec, ShardMeta, NUM_LANDMARKS, SCHEMA_NAME, SCHEMA_VERSION};
 pub use writer::{ShardWriter, WriterOptions};

@@ -7,12 +7,13 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray, FixedSizeListArray, RecordBatch};
-use arrow::datatypes::{DataType, Float32Type, Int8Type};
+use arrow::datatypes::{DataType, Float32Type, Int8Type, SchemaRef};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 
 use crate::error::{Result, SchemaError};
-use crate::schema::{meta_key, LabelSpec, ShardMeta, SCHEMA_NAME, SCHEMA_VERSION};
+use crate::schema::{arrow_schema, meta_key, LabelSpec, ShardMeta, SCHEMA_NAME, SCHEMA_VERSION};
+use crate::validate::{check_footer_nulls, check_schema, normalize_batch, RowMap};
 
 /// Sorted list of the complete shards (`*.parquet`) under `dir`, recursively.
 /// Temporary files of unfinished writes (`.*.tmp`) are never listed.
@@ -40,14 +41,50 @@ pub struct ShardReader {
     path: PathBuf,
     builder_meta: parquet::arrow::arrow_reader::ArrowReaderMetadata,
     meta: ShardMeta,
+    contract: SchemaRef,
+}
+
+/// The batches of a [`ShardReader::batches`] read: checked for nulls and cast
+/// to the contract's types (files rewritten by other tools), errors naming
+/// the file, row group, row and column.
+pub struct ShardBatches {
+    inner: ParquetRecordBatchReader,
+    path: PathBuf,
+    contract: SchemaRef,
+    rows: RowMap,
+    read: usize,
+}
+
+impl Iterator for ShardBatches {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let batch = match self.inner.next()? {
+            Ok(b) => b,
+            Err(error) => {
+                // the footer was fine, a page is not: say where reading stopped
+                return Some(Err(SchemaError::Invalid {
+                    path: self.path.clone(),
+                    location: format!("rows from {}", self.rows.locate(self.read)),
+                    message: format!("not a readable Parquet shard: {error} (a data page is corrupt)"),
+                }));
+            }
+        };
+        let first = self.read;
+        self.read += batch.num_rows();
+        Some(normalize_batch(&self.path, batch, &self.contract, &self.rows, first))
+    }
 }
 
 impl ShardReader {
-    /// Opens `path` and checks the schema name and version in its metadata.
+    /// Opens `path` and checks it against the contract from its footer (no
+    /// data read): the schema name and version and the `mcsfau.*` metadata,
+    /// every column's name and Arrow type ([`check_schema`]), and that the
+    /// footer statistics count no nulls.
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| SchemaError::io(path, e))?;
         let builder_meta = parquet::arrow::arrow_reader::ArrowReaderMetadata::load(&file, Default::default())
-            .map_err(|source| SchemaError::Parquet { path: path.to_path_buf(), source })?;
+            .map_err(|error| SchemaError::Parquet { path: path.to_path_buf(), error })?;
         let kv = builder_meta.schema().metadata().clone();
         let get = |k: &str| kv.get(k).cloned().unwrap_or_default();
         let mismatch = |what: &str, expected: String, found: String| SchemaError::SchemaMismatch {
@@ -82,7 +119,34 @@ impl ShardReader {
             tool_version: get(meta_key::TOOL_VERSION),
             preprocess_config: get(meta_key::PREPROCESS_CONFIG),
         };
-        Ok(Self { path: path.to_path_buf(), builder_meta, meta })
+        if meta.dataset.is_empty() || meta.dataset.contains(['/', '\\']) || meta.dataset.chars().any(char::is_control) {
+            return Err(mismatch(meta_key::DATASET, "a dataset name".into(), format!("{:?}", meta.dataset)));
+        }
+        if let Some(l) = &meta.labels {
+            if l.au_numbers.is_empty() {
+                return Err(mismatch(meta_key::AU_NUMBERS, "at least one AU".into(), "[]".into()));
+            }
+        }
+        check_schema(path, builder_meta.schema(), meta.labels.as_ref())?;
+        let contract = arrow_schema(&meta);
+        let names: Vec<String> = contract.fields().iter().map(|f| f.name().clone()).collect();
+        check_footer_nulls(path, builder_meta.metadata(), &names)?;
+        Ok(Self { path: path.to_path_buf(), builder_meta, meta, contract })
+    }
+
+    /// The contract's Arrow schema for this shard (what [`Self::batches`] yields).
+    pub fn contract(&self) -> &SchemaRef {
+        &self.contract
+    }
+
+    /// The file's own Arrow schema (before the casts [`Self::batches`] applies).
+    pub fn file_schema(&self) -> Result<SchemaRef> {
+        Ok(self.builder_meta.schema().clone())
+    }
+
+    /// Rows of every row group, in file order.
+    pub fn row_group_rows(&self) -> Vec<usize> {
+        self.builder_meta.metadata().row_groups().iter().map(|g| g.num_rows() as usize).collect()
     }
 
     /// The shard's file path.
@@ -117,29 +181,38 @@ impl ShardReader {
         Ok(())
     }
 
-    /// Record batches of the named columns, optionally only some row groups.
-    pub fn batches(
-        &self,
-        names: &[&str],
-        row_groups: Option<Vec<usize>>,
-        batch_size: usize,
-    ) -> Result<ParquetRecordBatchReader> {
+    /// Record batches of the named columns, optionally only some row groups,
+    /// validated and in the contract's types ([`ShardBatches`]).
+    pub fn batches(&self, names: &[&str], row_groups: Option<Vec<usize>>, batch_size: usize) -> Result<ShardBatches> {
         self.require_columns(names)?;
         let file = File::open(&self.path).map_err(|e| SchemaError::io(&self.path, e))?;
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.builder_meta.clone());
         let mask = ProjectionMask::columns(builder.parquet_schema(), names.iter().copied());
         let mut builder = builder.with_projection(mask).with_batch_size(batch_size.max(1));
+        let groups: Vec<usize> = row_groups.clone().unwrap_or_else(|| (0..self.num_row_groups()).collect());
         if let Some(groups) = row_groups {
+            if let Some(&g) = groups.iter().find(|&&g| g >= self.num_row_groups()) {
+                return Err(SchemaError::Invalid {
+                    path: self.path.clone(),
+                    location: format!("row group {g}"),
+                    message: format!("the file has {} row groups", self.num_row_groups()),
+                });
+            }
             builder = builder.with_row_groups(groups);
         }
-        builder.build().map_err(|source| SchemaError::Parquet { path: self.path.clone(), source })
+        let inner = builder.build().map_err(|error| SchemaError::Parquet { path: self.path.clone(), error })?;
+        Ok(ShardBatches {
+            inner,
+            path: self.path.clone(),
+            contract: self.contract.clone(),
+            rows: RowMap::new(&groups, &self.row_group_rows()),
+            read: 0,
+        })
     }
 
     /// Reads the named columns of the whole file (batches of up to 64 Ki rows).
     pub fn read_all(&self, names: &[&str]) -> Result<Vec<RecordBatch>> {
-        self.batches(names, None, 65_536)?
-            .map(|b| b.map_err(|source| SchemaError::Arrow { path: self.path.clone(), source }))
-            .collect()
+        self.batches(names, None, 65_536)?.collect()
     }
 }
 

@@ -108,11 +108,13 @@ impl ShardWriter {
         let rows = std::mem::take(&mut self.buffer);
         let batch = to_record_batch(&self.schema, &rows).map_err(|source| SchemaError::Arrow {
             path: self.current.as_ref().map(|f| f.path.clone()).unwrap_or_default(),
-            source,
+            error: source,
         })?;
         let file = self.current.as_mut().expect("opened above");
-        file.writer.write(&batch).map_err(|source| SchemaError::Parquet { path: file.tmp.clone(), source })?;
-        file.writer.flush().map_err(|source| SchemaError::Parquet { path: file.tmp.clone(), source })?;
+        file.writer
+            .write(&batch)
+            .map_err(|source| SchemaError::ParquetWrite { path: file.tmp.clone(), error: source })?;
+        file.writer.flush().map_err(|source| SchemaError::ParquetWrite { path: file.tmp.clone(), error: source })?;
         file.rows += rows.len();
         if file.rows >= self.options.rows_per_file {
             self.close_current()?;
@@ -127,20 +129,21 @@ impl ShardWriter {
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let f = File::create(&tmp).map_err(|e| SchemaError::io(&tmp, e))?;
         let level = ZstdLevel::try_new(self.options.zstd_level)
-            .map_err(|source| SchemaError::Parquet { path: tmp.clone(), source })?;
+            .map_err(|source| SchemaError::ParquetWrite { path: tmp.clone(), error: source })?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(self.options.row_group_size.max(1)))
             .build();
         let writer = ArrowWriter::try_new(f, self.schema.clone(), Some(props))
-            .map_err(|source| SchemaError::Parquet { path: tmp.clone(), source })?;
+            .map_err(|source| SchemaError::ParquetWrite { path: tmp.clone(), error: source })?;
         Ok(OpenFile { tmp, path, writer, rows: 0 })
     }
 
     fn close_current(&mut self) -> Result<()> {
         if let Some(f) = self.current.take() {
             let OpenFile { tmp, path, writer, .. } = f;
-            let file = writer.into_inner().map_err(|source| SchemaError::Parquet { path: tmp.clone(), source })?;
+            let file =
+                writer.into_inner().map_err(|source| SchemaError::ParquetWrite { path: tmp.clone(), error: source })?;
             file.sync_all().map_err(|e| SchemaError::io(&tmp, e))?;
             drop(file);
             std::fs::rename(&tmp, &path).map_err(|e| SchemaError::io(&path, e))?;

@@ -6,7 +6,7 @@ use std::sync::mpsc::SyncSender;
 
 use schemas::reader::Columns;
 use schemas::schema::col;
-use schemas::{SchemaError, NUM_LANDMARKS};
+use schemas::NUM_LANDMARKS;
 
 use super::decode::RawRow;
 use super::error::{DataError, Result};
@@ -85,7 +85,7 @@ fn read_group(
     let path = reader.path();
     let mut rows = Vec::new();
     for batch in reader.batches(&LOADER_COLUMNS, Some(vec![group]), 1024)? {
-        let batch = batch.map_err(|source| SchemaError::Arrow { path: path.into(), source })?;
+        let batch = batch?;
         let c = Columns::new(path, &batch);
         let (ids, images) = (c.strings(col::SAMPLE_ID)?, c.binary(col::IMAGE)?);
         let landmarks = c.fixed_f32(col::LANDMARKS, 2 * NUM_LANDMARKS)?;
@@ -93,6 +93,12 @@ fn read_group(
             let id = ids.value(i);
             if filter.is_some_and(|f| !f.contains(id)) {
                 stats.add_filtered(1);
+                continue;
+            }
+            if lm.iter().any(|v| !v.is_finite()) {
+                // like an image that does not decode: skipped, counted, named
+                stats.add_corrupt();
+                tracing::warn!(file = %path.display(), sample_id = %id, "skipping a row whose landmarks are not finite (NaN or infinity)");
                 continue;
             }
             let mut l = [0f32; 2 * NUM_LANDMARKS];

@@ -18,8 +18,9 @@ use super::error::{DataError, Result};
 /// The columns the loader reads, by name (nothing else is decompressed).
 pub const LOADER_COLUMNS: [&str; 3] = [col::SAMPLE_ID, col::IMAGE, col::LANDMARKS];
 
-/// A validated set of shards: same schema version (checked by
-/// [`ShardReader::open`]), same dataset, same crop size.
+/// A validated set of shards: the contract (checked by
+/// [`ShardReader::open`]), same dataset, same crop size, sample ids that are
+/// plain relative paths and unique over the set.
 pub struct ShardSet {
     readers: Vec<ShardReader>,
     dataset: String,
@@ -45,28 +46,32 @@ impl ShardSet {
         let mut readers = Vec::with_capacity(paths.len());
         let mut reference: Option<(String, i32)> = None;
         let mut rows = 0;
+        let mut ids = schemas::validate::IdCheck::new();
         for path in paths {
             let reader = ShardReader::open(path)?;
             reader.require_columns(&LOADER_COLUMNS)?;
-            let crop = crop_size_of(&reader)?;
             let dataset = reader.meta().dataset.clone();
+            let mismatch = |what: &str, expected: String, found: String| DataError::ShardSetMismatch {
+                path: path.clone(),
+                what: what.into(),
+                expected,
+                reference: first.clone(),
+                found,
+            };
+            if let Some((ds, _)) = reference.as_ref().filter(|(ds, _)| *ds != dataset) {
+                return Err(mismatch("dataset", ds.clone(), dataset));
+            }
+            let (crop, file_ids) = crop_size_of(&reader)?;
             match &reference {
                 None => reference = Some((dataset, crop.unwrap_or(0))),
-                Some((ds, cs)) => {
-                    let mismatch = |what: &str, expected: String, found: String| DataError::ShardSetMismatch {
-                        path: path.clone(),
-                        what: what.into(),
-                        expected,
-                        reference: first.clone(),
-                        found,
-                    };
-                    if *ds != dataset {
-                        return Err(mismatch("dataset", ds.clone(), dataset));
-                    }
+                Some((_, cs)) => {
                     if let Some(c) = crop.filter(|c| c != cs) {
                         return Err(mismatch("crop_size", cs.to_string(), c.to_string()));
                     }
                 }
+            }
+            for (row, id) in file_ids.iter().enumerate() {
+                ids.add(path, row, id)?;
             }
             rows += reader.num_rows();
             readers.push(reader);
@@ -104,12 +109,16 @@ impl ShardSet {
     }
 }
 
-/// The crop size shared by every row of a shard (`None` for an empty shard).
-fn crop_size_of(reader: &ShardReader) -> Result<Option<i32>> {
+/// The crop size shared by every row of a shard (`None` for an empty
+/// shard) and its sample ids (checked by the caller over the whole set).
+fn crop_size_of(reader: &ShardReader) -> Result<(Option<i32>, Vec<String>)> {
     let mut found: Option<i32> = None;
     let mut row = 0;
-    for batch in reader.read_all(&[col::CROP_SIZE])? {
-        for v in Columns::new(reader.path(), &batch).i32s(col::CROP_SIZE)?.values().iter().copied() {
+    let mut ids = Vec::with_capacity(reader.num_rows());
+    for batch in reader.read_all(&[col::CROP_SIZE, col::SAMPLE_ID])? {
+        let c = Columns::new(reader.path(), &batch);
+        ids.extend(c.strings(col::SAMPLE_ID)?.iter().map(|id| id.unwrap_or_default().to_string()));
+        for v in c.i32s(col::CROP_SIZE)?.values().iter().copied() {
             match found {
                 None => found = Some(v),
                 Some(e) if e != v => {
@@ -120,7 +129,7 @@ fn crop_size_of(reader: &ShardReader) -> Result<Option<i32>> {
             row += 1;
         }
     }
-    Ok(found)
+    Ok((found, ids))
 }
 
 /// The random stream of one epoch: a pure function of `(seed, epoch)`, so

@@ -280,7 +280,11 @@ impl ProbeReport {
             move |source| ModelError::Io { path, source }
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
-        head.save(&dir.join(HEAD_FILE))?;
+        let head_path = dir.join(HEAD_FILE);
+        schemas::atomic::write_with(&head_path, |tmp| head.save(tmp)).map_err(|e| match e {
+            schemas::atomic::AtomicError::Write(e) => e,
+            schemas::atomic::AtomicError::Io(p, source) => ModelError::Io { path: p, source },
+        })?;
         let json =
             serde_json::to_string_pretty(self).map_err(|e| ModelError::Probe(format!("encoding the report: {e}")))?;
         let mut files = vec![(CSV_FILE, self.to_csv()), (MD_FILE, self.to_markdown())];
@@ -290,7 +294,7 @@ impl ProbeReport {
         files.push((JSON_FILE, json));
         for (name, text) in files {
             let path = dir.join(name);
-            std::fs::write(&path, text).map_err(io(&path))?;
+            schemas::atomic::write(&path, text.as_bytes()).map_err(io(&path))?;
         }
         Ok(dir.join(JSON_FILE))
     }

@@ -59,29 +59,53 @@ impl TrainProgress for NoProgress {}
 #[derive(Debug)]
 pub struct LogWriter {
     path: PathBuf,
-    file: std::fs::File,
+    /// Opened at the first record, so a run that fails before its first
+    /// step leaves no empty log.
+    file: Option<std::fs::File>,
 }
 
 impl LogWriter {
     /// Opens `path` for appending, after dropping every record past
     /// `keep_until` (the steps a killed run logged after its last
-    /// checkpoint are replayed by the resumed run).
+    /// checkpoint are replayed by the resumed run) and a torn last line.
+    /// The records kept are not rewritten: the file is cut after the last
+    /// kept line, so their bytes stay exactly as first written.
     pub fn open(path: &Path, keep_until: u64) -> Result<Self> {
-        let kept: Vec<LogRecord> = read_log(path)?.into_iter().filter(|r| r.step <= keep_until).collect();
-        let mut text = String::new();
-        for r in &kept {
-            text.push_str(&to_line(path, r)?);
+        if path.exists() {
+            let text = std::fs::read(path).map_err(TrainError::io(path))?;
+            let keep = kept_prefix(&text, keep_until);
+            if keep < text.len() {
+                let f = std::fs::OpenOptions::new().write(true).open(path).map_err(TrainError::io(path))?;
+                f.set_len(keep as u64).map_err(TrainError::io(path))?;
+            }
         }
-        std::fs::write(path, text).map_err(TrainError::io(path))?;
-        let file = std::fs::OpenOptions::new().append(true).open(path).map_err(TrainError::io(path))?;
-        Ok(Self { path: path.to_path_buf(), file })
+        Ok(Self { path: path.to_path_buf(), file: None })
     }
 
     /// Appends one record and flushes it.
     pub fn write(&mut self, r: &LogRecord) -> Result<()> {
         let line = to_line(&self.path, r)?;
-        self.file.write_all(line.as_bytes()).and_then(|_| self.file.flush()).map_err(TrainError::io(&self.path))
+        if self.file.is_none() {
+            let f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path);
+            self.file = Some(f.map_err(TrainError::io(&self.path))?);
+        }
+        let file = self.file.as_mut().expect("opened above");
+        file.write_all(line.as_bytes()).and_then(|_| file.flush()).map_err(TrainError::io(&self.path))
     }
+}
+
+/// Bytes of `text` up to the end of the last complete line whose record
+/// parses with `step <= keep_until`, before any line that does not.
+fn kept_prefix(text: &[u8], keep_until: u64) -> usize {
+    let mut end = 0;
+    while let Some(nl) = text[end..].iter().position(|&b| b == b'\n') {
+        let line = &text[end..end + nl];
+        match serde_json::from_slice::<LogRecord>(line) {
+            Ok(r) if r.step <= keep_until => end += nl + 1,
+            _ => break,
+        }
+    }
+    end
 }
 
 fn to_line(path: &Path, r: &LogRecord) -> Result<String> {
@@ -141,5 +165,19 @@ mod tests {
         w.write(&rec(4)).unwrap();
         let steps: Vec<u64> = read_log(&p).unwrap().iter().map(|r| r.step).collect();
         assert_eq!(steps, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn kept_records_keep_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log.jsonl");
+        // a line as another serializer (or an older build) wrote it: the
+        // resumed run must not re-encode it
+        let first = "{\"step\":1,\"epoch\":0,\"l_s\":0.10000000149011612,\"l_d\":2.0,\"l_r\":0.5,\"l_c\":0.25,\"total\":3.5,\"lr\":0.1,\"images_per_s\":1e1,\"data_wait\":0.1,\"elapsed_s\":1.0}\n";
+        std::fs::write(&p, first).unwrap();
+        let mut w = LogWriter::open(&p, 1).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), first, "a finished run's resume leaves the log as it was");
+        w.write(&rec(2)).unwrap();
+        assert!(std::fs::read_to_string(&p).unwrap().starts_with(first));
     }
 }

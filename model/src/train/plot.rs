@@ -78,7 +78,11 @@ const PANELS: [(&str, &[Line]); 9] = [
 
 /// Draws the curves of `records` to `path` (PNG, 1200x1200).
 pub fn draw_losses(records: &[LogRecord], path: &Path) -> Result<()> {
-    draw(records, path, have_font())
+    let text = have_font();
+    schemas::atomic::write_with(path, |tmp| draw(records, tmp, text)).map_err(|e| match e {
+        schemas::atomic::AtomicError::Write(e) => e,
+        schemas::atomic::AtomicError::Io(p, source) => TrainError::Io { path: p, source },
+    })
 }
 
 /// Draws with or without text (titles, tick labels).

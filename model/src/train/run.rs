@@ -103,9 +103,15 @@ pub fn pretrain(cfg: PretrainConfig, opts: &RunOptions, progress: &dyn TrainProg
             out.display()
         )));
     }
-    let (cfg, resumed) = match resume_from.filter(|_| opts.resume) {
-        Some(path) => {
-            let (st, tensors) = state::read_state(&path)?;
+    let valid = if opts.resume && resume_from.is_some() { state::latest_valid(out)? } else { None };
+    let (cfg, resumed) = match valid {
+        Some((path, st, tensors, skipped)) => {
+            for (bad, why) in &skipped {
+                let msg =
+                    format!("{} does not verify ({why}); resuming from {} instead", bad.display(), path.display());
+                // a warning (printed at the default log level, also without a terminal)
+                tracing::warn!("{msg}");
+            }
             if st.config != cfg {
                 tracing::warn!(checkpoint = %path.display(), "the given config differs from the checkpoint's; using the checkpoint's");
             }
@@ -139,7 +145,7 @@ pub fn pretrain(cfg: PretrainConfig, opts: &RunOptions, progress: &dyn TrainProg
     }
     let config_path = out.join("config.json");
     let json = serde_json::to_string_pretty(&cfg).map_err(|e| TrainError::Config(e.to_string()))?;
-    std::fs::write(&config_path, json).map_err(TrainError::io(&config_path))?;
+    schemas::atomic::write(&config_path, json.as_bytes()).map_err(TrainError::io(&config_path))?;
     let log_path = out.join("log.jsonl");
     let mut log = LogWriter::open(&log_path, step)?;
     let mut records = read_log(&log_path)?;

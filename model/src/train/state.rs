@@ -90,6 +90,28 @@ pub fn latest(run: &Path) -> Result<Option<PathBuf>> {
     Ok(list(run)?.pop().map(|(_, p)| p))
 }
 
+/// The newest checkpoint of `run` that reads and verifies, with its state
+/// and tensors, and the newer ones that did not (path, reason), newest
+/// first. `None` when the run has no checkpoint; an error when none verifies.
+#[allow(clippy::type_complexity)]
+pub fn latest_valid(
+    run: &Path,
+) -> Result<Option<(PathBuf, TrainState, HashMap<String, Tensor>, Vec<(PathBuf, String)>)>> {
+    let mut skipped = Vec::new();
+    for (_, path) in list(run)?.into_iter().rev() {
+        match read_state(&path) {
+            Ok((st, tensors)) => return Ok(Some((path, st, tensors, skipped))),
+            Err(e) => skipped.push((path, e.to_string())),
+        }
+    }
+    if skipped.is_empty() {
+        return Ok(None);
+    }
+    let (path, _) = skipped[0].clone();
+    let reason = skipped.iter().map(|(_, why)| why.as_str()).collect::<Vec<_>>().join("; ");
+    Err(TrainError::Checkpoint { path, reason: format!("no checkpoint of the run verifies: {reason}") })
+}
+
 fn on_cpu<'a>(prefix: &str, vars: impl IntoIterator<Item = (&'a String, &'a Tensor)>) -> Vec<(String, Tensor)> {
     vars.into_iter().map(|(n, t)| (format!("{prefix}{n}"), t.detach().to_device(Device::Cpu))).collect()
 }

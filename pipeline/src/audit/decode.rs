@@ -89,14 +89,14 @@ pub fn spot_check(groups: &[Group], opts: &AuditOptions, progress: &dyn Progress
         if local.is_empty() {
             continue;
         }
-        let f = File::open(file).map_err(|e| SchemaError::Io { path: file.clone(), source: e })?;
-        let perr = |source| SchemaError::Parquet { path: file.clone(), source };
+        let f = File::open(file).map_err(|e| SchemaError::Io { path: file.clone(), error: e })?;
+        let perr = |source| SchemaError::Parquet { path: file.clone(), error: source };
         let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(perr)?;
         let mask = ProjectionMask::columns(builder.parquet_schema(), [c::SAMPLE_ID, c::IMAGE, c::CROP_SIZE]);
         let reader =
             builder.with_projection(mask).with_row_selection(selection(&local, *n as usize)).build().map_err(perr)?;
         for batch in reader {
-            let batch = batch.map_err(|source| SchemaError::Arrow { path: file.clone(), source })?;
+            let batch = batch.map_err(|source| SchemaError::Arrow { path: file.clone(), error: source })?;
             let cols = Columns::new(file, &batch);
             let (ids, images, crops) = (cols.strings(c::SAMPLE_ID)?, cols.binary(c::IMAGE)?, cols.i32s(c::CROP_SIZE)?);
             for i in 0..batch.num_rows() {

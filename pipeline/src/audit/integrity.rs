@@ -114,3 +114,29 @@ pub fn manifest_checks(group: &Group, manifest: &DataFrame, opts: &AuditOptions)
     ));
     Ok(checks)
 }
+
+/// Sample ids that are not plain relative paths (`..`, absolute, backslash,
+/// control characters: [`schemas::validate::check_sample_id`], the rule
+/// `manifest build` and every other command apply). Reads `sample_id` file
+/// by file through the shard validator.
+pub fn sample_id_syntax(groups: &[Group], opts: &AuditOptions) -> Result<Check> {
+    let mut bad = 0u64;
+    let mut examples = Vec::new();
+    for file in groups.iter().flat_map(|g| g.files.iter()) {
+        let reader = schemas::ShardReader::open(file)?;
+        let mut row = 0usize;
+        for batch in reader.read_all(&[c::SAMPLE_ID])? {
+            let ids = schemas::reader::Columns::new(file, &batch).strings(c::SAMPLE_ID)?;
+            for i in 0..batch.num_rows() {
+                if let Err(why) = schemas::validate::check_sample_id(ids.value(i)) {
+                    bad += 1;
+                    if examples.len() < opts.max_examples {
+                        examples.push(format!("{} row {}: {:?} ({why})", file.display(), row + i, ids.value(i)));
+                    }
+                }
+            }
+            row += batch.num_rows();
+        }
+    }
+    Ok(Check::from_count("integrity/sample_id_syntax", bad, "sample ids that are not plain relative paths", examples))
+}

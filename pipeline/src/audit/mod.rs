@@ -28,7 +28,7 @@ use std::path::Path;
 use schemas::schema::col as c;
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{PipelineError, Result};
 use crate::manifest::LoadedManifest;
 use crate::progress::Progress;
 
@@ -147,6 +147,36 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<AuditReport> {
     let groups = scan::groups(shards)?;
+    run_groups(shards, &groups, manifests, opts, progress).map_err(|e| match e {
+        PipelineError::Polars { .. } => diagnose(&groups).unwrap_or(e),
+        e => e,
+    })
+}
+
+/// After a failed Polars query (whose errors name no file): reads every
+/// shard through the validator and returns the first file's error, if any.
+fn diagnose(groups: &[scan::Group]) -> Option<PipelineError> {
+    let names: Vec<String> = schemas::columns().iter().map(|c| c.name.to_string()).collect();
+    for file in groups.iter().flat_map(|g| g.files.iter()) {
+        let read = schemas::ShardReader::open(file).and_then(|r| {
+            let present: Vec<&str> =
+                names.iter().map(String::as_str).filter(|n| r.require_columns(&[n]).is_ok()).collect();
+            r.read_all(&present).map(|_| ())
+        });
+        if let Err(e) = read {
+            return Some(e.into());
+        }
+    }
+    None
+}
+
+fn run_groups(
+    shards: &Path,
+    groups: &[scan::Group],
+    manifests: &[LoadedManifest],
+    opts: &AuditOptions,
+    progress: &dyn Progress,
+) -> Result<AuditReport> {
     let mut report = AuditReport {
         shards: shards.display().to_string(),
         manifests: manifests.iter().map(|m| m.path.display().to_string()).collect(),
@@ -173,10 +203,11 @@ pub fn run(
         report.timings.push((phase, clock.elapsed().as_secs_f64()));
         clock = std::time::Instant::now();
     };
-    report.checks.push(integrity::duplicates(&groups, opts)?);
+    report.checks.push(integrity::duplicates(groups, opts)?);
+    report.checks.push(integrity::sample_id_syntax(groups, opts)?);
     lap(&mut report, "duplicates".into());
     progress.start("audit: queries", groups.len() as u64);
-    for g in &groups {
+    for g in groups {
         tracing::info!(dataset = %g.dataset, files = g.files.len(), rows = g.rows, "auditing");
         let ds = &g.dataset;
         let manifest = scan::manifest_frame(manifests, &g.dataset)?;
@@ -206,7 +237,7 @@ pub fn run(
         progress.advance(1);
     }
     progress.finish();
-    let (decode, check) = decode::spot_check(&groups, opts, progress)?;
+    let (decode, check) = decode::spot_check(groups, opts, progress)?;
     report.decode = decode;
     report.checks.push(check);
     lap(&mut report, "jpeg spot check".into());

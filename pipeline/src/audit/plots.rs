@@ -49,8 +49,23 @@ fn ensure_font() -> std::result::Result<(), String> {
     .clone()
 }
 
-fn plot_err(path: &Path, e: impl std::fmt::Debug) -> PipelineError {
-    PipelineError::Plot { path: path.to_path_buf(), message: format!("{e:?}") }
+fn plot_err(path: &Path, e: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Plot { path: path.to_path_buf(), message: e.to_string() }
+}
+
+/// Whether a font for the plots' text is available (`Err` says what was tried).
+pub fn font() -> std::result::Result<(), String> {
+    ensure_font()
+}
+
+/// Draws one plot atomically (temporary name, then rename); returns `path`.
+fn png(path: &Path, draw: impl FnOnce(&Path) -> Result<PathBuf>) -> Result<PathBuf> {
+    crate::error::atomic(path, draw).map_err(|e| match e {
+        // name the file the user asked for, not the temporary one
+        PipelineError::Plot { message, .. } => PipelineError::Plot { path: path.to_path_buf(), message },
+        e => e,
+    })?;
+    Ok(path.to_path_buf())
 }
 
 /// Draws every plot into `out`; returns the files.
@@ -61,12 +76,12 @@ pub fn draw_all(r: &AuditReport, out: &Path) -> Result<Vec<PathBuf>> {
     datasets.dedup();
     for ds in datasets {
         if r.base_rates.iter().any(|b| b.dataset == ds) {
-            files.push(base_rates(r, ds, &out.join(format!("au_base_rates_{ds}.png")))?);
+            files.push(png(&out.join(format!("au_base_rates_{ds}.png")), |p| base_rates(r, ds, p))?);
         }
-        files.push(frames_per_subject(r, ds, &out.join(format!("frames_per_subject_{ds}.png")))?);
+        files.push(png(&out.join(format!("frames_per_subject_{ds}.png")), |p| frames_per_subject(r, ds, p))?);
         if let Some(l) = r.landmarks.iter().find(|l| l.dataset == ds) {
-            files.push(score_histogram(l, &out.join(format!("landmark_scores_{ds}.png")))?);
-            files.push(mean_shape(l, &out.join(format!("mean_landmarks_{ds}.png")))?);
+            files.push(png(&out.join(format!("landmark_scores_{ds}.png")), |p| score_histogram(l, p))?);
+            files.push(png(&out.join(format!("mean_landmarks_{ds}.png")), |p| mean_shape(l, p))?);
         }
     }
     Ok(files)

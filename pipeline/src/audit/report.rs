@@ -132,20 +132,23 @@ fn dedup<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
 }
 
 fn write_file(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| PipelineError::io(path, e))
+    crate::error::write_file(path, text.as_bytes())
 }
 
 /// Writes every report file under `out` (created if needed) and returns
-/// their paths. A plot that cannot be drawn (no font) is noted in the
-/// report, not an error.
+/// their paths. Plots that cannot be drawn for want of a font are noted in
+/// the report, not an error.
 pub fn write(r: &AuditReport, out: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).map_err(|e| PipelineError::io(out, e))?;
     let mut written = Vec::new();
-    let (plots, plot_error) = match super::plots::draw_all(r, out) {
-        Ok(p) => (p, None),
+    // No font: the plots are skipped and the report says so. Any other
+    // plot failure (a full disk) is an error, and the report files of an
+    // earlier run are left as they were.
+    let (plots, plot_error) = match super::plots::font() {
+        Ok(()) => (super::plots::draw_all(r, out)?, None),
         Err(e) => {
             tracing::warn!("plots not drawn: {e}");
-            (Vec::new(), Some(e.to_string()))
+            (Vec::new(), Some(e))
         }
     };
     let names: Vec<String> =

@@ -38,6 +38,9 @@ pub struct Group {
     pub rows: u64,
     /// Column names present.
     pub columns: BTreeSet<String>,
+    /// Fixed-size list columns the files hold as plain lists (shards
+    /// rewritten by DuckDB): name, item type, width. Cast on scan.
+    pub list_casts: Vec<(String, DataType, usize)>,
 }
 
 impl Group {
@@ -50,7 +53,16 @@ impl Group {
     pub fn scan(&self) -> Result<LazyFrame> {
         let paths: Vec<PlRefPath> = self.files.iter().map(|p| PlRefPath::new(p.to_string_lossy().as_ref())).collect();
         let args = ScanArgsParquet { rechunk: false, ..Default::default() };
-        LazyFrame::scan_parquet_files(paths.into_iter().collect(), args).map_err(|e| pl_err("scan", e))
+        let lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args).map_err(|e| pl_err("scan", e))?;
+        if self.list_casts.is_empty() {
+            return Ok(lf);
+        }
+        Ok(lf.with_columns(
+            self.list_casts
+                .iter()
+                .map(|(name, item, n)| col(name.as_str()).cast(DataType::Array(Box::new(item.clone()), *n)))
+                .collect::<Vec<_>>(),
+        ))
     }
 }
 
@@ -69,7 +81,10 @@ pub fn groups(dir: &Path) -> Result<Vec<Group>> {
         let intensity = meta.labels.as_ref().is_some_and(|l| l.intensity);
         let columns: BTreeSet<String> =
             all_columns().into_iter().filter(|n| reader.require_columns(&[n]).is_ok()).collect();
-        let key = (meta.dataset.clone(), au_numbers.clone(), columns.iter().cloned().collect());
+        let list_casts = list_casts(&reader);
+        let mut key_cols: Vec<String> = columns.iter().cloned().collect();
+        key_cols.extend(list_casts.iter().map(|(n, _, _)| format!("{n} as list")));
+        let key = (meta.dataset.clone(), au_numbers.clone(), key_cols);
         let g = by_key.entry(key).or_insert_with(|| Group {
             dataset: meta.dataset.clone(),
             au_numbers,
@@ -77,11 +92,34 @@ pub fn groups(dir: &Path) -> Result<Vec<Group>> {
             files: Vec::new(),
             rows: 0,
             columns,
+            list_casts,
         });
         g.rows += reader.num_rows() as u64;
         g.files.push(file);
     }
     Ok(by_key.into_values().collect())
+}
+
+/// The contract's fixed-size list columns that `reader`'s file holds as
+/// plain lists ([`schemas::validate`] accepts them; Polars needs the cast).
+fn list_casts(reader: &ShardReader) -> Vec<(String, DataType, usize)> {
+    use arrow::datatypes::DataType as A;
+    let Ok(file_schema) = reader.file_schema() else { return Vec::new() };
+    let mut out = Vec::new();
+    for field in reader.contract().fields() {
+        let A::FixedSizeList(item, n) = field.data_type() else { continue };
+        let Ok(found) = file_schema.field_with_name(field.name()) else { continue };
+        if matches!(found.data_type(), A::FixedSizeList(..)) {
+            continue;
+        }
+        let item = match item.data_type() {
+            A::Float32 => DataType::Float32,
+            A::Int8 => DataType::Int8,
+            _ => continue,
+        };
+        out.push((field.name().clone(), item, *n as usize));
+    }
+    out
 }
 
 fn all_columns() -> Vec<String> {

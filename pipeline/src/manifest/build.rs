@@ -29,6 +29,7 @@ pub fn read_frames(
     let mut frames = Vec::new();
     let mut au_numbers: Option<Vec<u16>> = None;
     let mut seen_files = 0usize;
+    let mut id_check = schemas::validate::IdCheck::new();
     for file in &files {
         let reader = ShardReader::open(file)?;
         progress.advance(1);
@@ -67,6 +68,7 @@ pub fn read_frames(
                     value: sample_id.into(),
                     why,
                 })?;
+                id_check.add(file, row + i, sample_id)?;
                 let Some(split_name) = split.assignment.get(subject) else {
                     return Err(PipelineError::UnknownSubject {
                         path: file.clone(),
@@ -103,6 +105,7 @@ pub fn read_frames(
 /// A sample id must be a relative path under its dataset: `<dataset>/...`,
 /// no `..`, not absolute.
 fn check_sample_id(sample_id: &str, dataset: &str) -> std::result::Result<(), String> {
+    schemas::validate::check_sample_id(sample_id)?;
     check_relative(sample_id)?;
     if !sample_id.starts_with(&format!("{dataset}/")) {
         return Err(format!("does not start with `{dataset}/`"));

@@ -160,10 +160,7 @@ pub fn save(path: &Path, manifest: &SplitManifest, frames: &[FrameRow]) -> Resul
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("manifest");
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes).map_err(|e| PipelineError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| PipelineError::io(path, e))
+    crate::error::write_file(path, bytes)
 }
 
 /// Loads a manifest JSON and its frames CSV, checking the format version,

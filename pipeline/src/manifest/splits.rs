@@ -288,7 +288,7 @@ pub fn write_split_files(dir: &Path) -> Result<Vec<PathBuf>> {
                 std::fs::create_dir_all(parent).map_err(|e| PipelineError::io(parent, e))?;
             }
             let text = SubjectSplit::generate(dataset, protocol).to_csv();
-            std::fs::write(&path, text).map_err(|e| PipelineError::io(&path, e))?;
+            crate::error::write_file(&path, text.as_bytes())?;
             written.push(path);
         }
     }

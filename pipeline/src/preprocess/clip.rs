@@ -78,7 +78,10 @@ pub fn process_clip(
             }
         }
         Dataset::Disfa => match read_disfa(root, &clip.subject) {
-            Ok(m) => Some(m),
+            Ok((m, warnings)) => {
+                failures.extend(warnings.iter().map(|w| Failure::file(&rel_of(&w.path), "labels", &w.message)));
+                Some(m)
+            }
             Err(e) => {
                 failures.push(Failure::file(&clip.rel_path, "labels", format!("{e}")));
                 return Ok(0);

@@ -53,5 +53,7 @@ pub fn contact_sheet(tiles: &[Tile<'_>], columns: usize, path: &Path) -> Result<
         let (ox, oy) = ((i % columns) as i64 * i64::from(size), (i / columns) as i64 * i64::from(size));
         image::imageops::overlay(&mut sheet, &c, ox, oy);
     }
-    sheet.save(path).map_err(|e| bad(format!("cannot write the contact sheet PNG: {e}")))
+    crate::error::atomic(path, |tmp| {
+        sheet.save(tmp).map_err(|e| bad(format!("cannot write the contact sheet PNG: {e}")))
+    })
 }

@@ -103,10 +103,12 @@ pub fn decode_video(
     if let Some(e) = sink_error {
         return Err(e);
     }
-    let decoded = result?;
-    if !pending.is_empty() {
+    // Frames decoded before a decode error (a truncated file) still reach
+    // the sink, then the error is returned.
+    if !pending.is_empty() && matches!(&result, Ok(_) | Err(PipelineError::Decode { .. })) {
         sink(pending)?;
     }
+    let decoded = result?;
     Ok(DecodeStats { decoded, kept })
 }
 

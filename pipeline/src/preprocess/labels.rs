@@ -29,8 +29,12 @@ fn bad(path: &Path, line: usize, message: impl Into<String>) -> PipelineError {
     PipelineError::Label { path: path.to_path_buf(), line, message: message.into() }
 }
 
+/// Reads a label file as text. Both datasets' files follow the same rules:
+/// a UTF-8 byte-order mark is dropped, CRLF and LF line ends are both
+/// accepted, blank lines are skipped and cells are trimmed of spaces.
 fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))
+    let text = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
+    Ok(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text))
 }
 
 /// Reads a BP4D `AU_OCC` file: frame number -> labels of [`BP4D_AUS`].
@@ -40,6 +44,7 @@ pub fn read_bp4d(path: &Path) -> Result<BTreeMap<i64, Labels>> {
 
 /// Parses the text of a BP4D `AU_OCC` file (`path` only names it in errors).
 pub fn parse_bp4d(path: &Path, text: &str) -> Result<BTreeMap<i64, Labels>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let (_, header) = lines.next().ok_or_else(|| bad(path, 1, "empty file, expected a header row of AU numbers"))?;
     let header: Vec<&str> = header.split(',').map(str::trim).collect();
@@ -73,6 +78,9 @@ pub fn parse_bp4d(path: &Path, text: &str) -> Result<BTreeMap<i64, Labels>> {
             return Err(bad(path, lineno, format!("frame {frame} is coded twice")));
         }
     }
+    if out.is_empty() {
+        return Err(bad(path, 2, "a header row but no coded frames"));
+    }
     Ok(out)
 }
 
@@ -90,14 +98,27 @@ pub fn disfa_label_path(root: &Path, subject: &str, au: u16) -> std::path::PathB
     root.join("ActionUnit_Labels").join(subject).join(format!("{subject}_au{au}.txt"))
 }
 
+/// A deviation in a label file that did not stop its clip: the file and
+/// what was done about it (a warning row of the errors table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelWarning {
+    /// The label file.
+    pub path: std::path::PathBuf,
+    /// What deviates and how it was stored.
+    pub message: String,
+}
+
 /// Reads the 8 DISFA label files of `subject`: zero-based decoded frame
 /// index -> labels of [`DISFA_AUS`] with intensities. A frame missing from
-/// one AU's file gets -1 (unknown) for that AU.
-pub fn read_disfa(root: &Path, subject: &str) -> Result<BTreeMap<i64, Labels>> {
+/// one AU's file (but present in another's) gets -1 (unknown) for that AU
+/// and a [`LabelWarning`] naming the file and the frame numbers.
+pub fn read_disfa(root: &Path, subject: &str) -> Result<(BTreeMap<i64, Labels>, Vec<LabelWarning>)> {
     let mut per_au = Vec::with_capacity(DISFA_AUS.len());
+    let mut paths = Vec::with_capacity(DISFA_AUS.len());
     for au in DISFA_AUS {
         let path = disfa_label_path(root, subject, au);
         per_au.push(parse_disfa_au(&path, &read(&path)?)?);
+        paths.push(path);
     }
     let mut out: BTreeMap<i64, Labels> = BTreeMap::new();
     for (k, map) in per_au.iter().enumerate() {
@@ -110,11 +131,46 @@ pub fn read_disfa(root: &Path, subject: &str) -> Result<BTreeMap<i64, Labels>> {
             l.occurrence[k] = i8::from(intensity >= DISFA_PRESENT_FROM);
         }
     }
-    Ok(out)
+    let mut warnings = Vec::new();
+    for (k, map) in per_au.iter().enumerate() {
+        let missing: Vec<i64> = out.keys().filter(|f| !map.contains_key(f)).map(|f| f + 1).collect();
+        if !missing.is_empty() {
+            warnings.push(LabelWarning {
+                path: paths[k].clone(),
+                message: format!(
+                    "warning: {} frame(s) labeled in other AU files are missing here ({}); AU {} stored as unknown (-1)",
+                    missing.len(),
+                    ranges(&missing),
+                    DISFA_AUS[k]
+                ),
+            });
+        }
+    }
+    Ok((out, warnings))
+}
+
+/// `1-3, 7, 9-12` for sorted frame numbers (at most 5 ranges, then `...`).
+fn ranges(v: &[i64]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+            j += 1;
+        }
+        if parts.len() == 5 {
+            parts.push("...".into());
+            break;
+        }
+        parts.push(if i == j { v[i].to_string() } else { format!("{}-{}", v[i], v[j]) });
+        i = j + 1;
+    }
+    format!("frames {}", parts.join(", "))
 }
 
 /// Parses one DISFA `_au<N>.txt`: zero-based frame index -> intensity 0-5.
 pub fn parse_disfa_au(path: &Path, text: &str) -> Result<BTreeMap<i64, i8>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         let lineno = i + 1;
@@ -123,7 +179,7 @@ pub fn parse_disfa_au(path: &Path, text: &str) -> Result<BTreeMap<i64, i8>> {
         }
         let mut cells = line.split(',').map(str::trim);
         let (Some(f), Some(v), None) = (cells.next(), cells.next(), cells.next()) else {
-            return Err(bad(path, lineno, format!("`{line}`, expected `frame,intensity`")));
+            return Err(bad(path, lineno, format!("`{}`, expected `frame,intensity`", line.trim())));
         };
         let frame = parse_number(f).ok_or_else(|| bad(path, lineno, format!("frame `{f}` is not a number")))?;
         if frame < 1 {
@@ -182,9 +238,44 @@ mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(&p, format!("1,{}\n2,0\n", k % 6)).unwrap();
         }
-        let m = read_disfa(dir.path(), "SN001").unwrap();
+        let (m, warnings) = read_disfa(dir.path(), "SN001").unwrap();
         assert_eq!(m[&0].intensity, vec![0, 1, 2, 3, 4, 5, 0, 1]);
         assert_eq!(m[&0].occurrence, vec![0, 0, 1, 1, 1, 1, 0, 0]);
         assert_eq!(m[&1].occurrence, vec![0; 8]);
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn both_datasets_accept_bom_crlf_blank_lines_and_spaces() {
+        let bp4d = "\u{feff}0,1,2,4,6,7,10,12,14,15,17,23,24\r\n\r\n 5 , 1,0,0,0,0,0,0,0,0,0,0,9 \r\n";
+        let m = parse_bp4d(Path::new("F001_T1.csv"), bp4d).unwrap();
+        assert_eq!(m[&5].occurrence[0], 1);
+        let disfa = "\u{feff}1, 3\r\n\r\n 2 ,0 \r\n";
+        let m = parse_disfa_au(Path::new("SN001_au1.txt"), disfa).unwrap();
+        assert_eq!(m.into_iter().collect::<Vec<_>>(), vec![(0, 3), (1, 0)]);
+    }
+
+    #[test]
+    fn a_header_without_rows_is_an_error() {
+        let e = parse_bp4d(Path::new("F001_T1.csv"), "0,1,2,4,6,7,10,12,14,15,17,23,24\n").unwrap_err().to_string();
+        assert!(e.contains("F001_T1.csv") && e.contains("no coded frames"), "{e}");
+    }
+
+    #[test]
+    fn a_line_missing_from_one_disfa_file_is_a_warning_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for au in DISFA_AUS {
+            let p = disfa_label_path(dir.path(), "SN001", au);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            let text = if au == 4 { "1,0\n2,0\n4,0\n" } else { "1,0\n2,0\n3,2\n4,0\n" };
+            std::fs::write(&p, text).unwrap();
+        }
+        let (m, warnings) = read_disfa(dir.path(), "SN001").unwrap();
+        assert_eq!(m[&2].occurrence[2], -1, "AU 4 of frame 3 is unknown");
+        assert_eq!(m[&2].occurrence[3], 1);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].path.ends_with("SN001_au4.txt"), "{:?}", warnings[0]);
+        assert!(warnings[0].message.contains("frames 3") && warnings[0].message.contains("AU 4"), "{:?}", warnings[0]);
+        assert_eq!(ranges(&[1, 2, 3, 7, 9, 10]), "frames 1-3, 7, 9-10");
     }
 }

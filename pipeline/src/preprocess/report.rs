@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{PipelineError, Result};
+use crate::error::Result;
 
 /// One failed clip or frame.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -106,20 +106,9 @@ pub struct RunSummary {
     pub stages: Stages,
 }
 
-/// Writes `bytes` to `path` atomically: a hidden temporary file in the same
-/// folder, synced, then renamed.
+/// Writes `bytes` to `path` atomically (temporary name, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    };
-    write().map_err(|e| PipelineError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| PipelineError::io(path, e))
+    crate::error::write_file(path, bytes)
 }
 
 fn csv_cell(s: &str) -> String {

@@ -124,7 +124,7 @@ pub fn write_jpeg(path: &Path, rgb: &[u8], width: u32, height: u32) -> Result<()
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
         .encode(rgb, width, height, image::ExtendedColorType::Rgb8)
         .map_err(|e| PipelineError::Image { path: path.to_path_buf(), message: e.to_string() })?;
-    std::fs::write(path, bytes).map_err(|e| PipelineError::io(path, e))
+    crate::error::write_file(path, &bytes)
 }
 
 /// Writes the landmark sidecar: header `frame,x0,y0,...,x67,y67`, one row
@@ -147,9 +147,7 @@ pub fn write_sidecar(path: &Path, rows: &[(i64, Points68)]) -> Result<()> {
 
 /// Writes `bytes` to a temporary name, then renames it to `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_name(path);
-    std::fs::write(&tmp, bytes).map_err(|e| PipelineError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| PipelineError::io(path, e))
+    crate::error::write_file(path, bytes)
 }
 
 #[cfg(test)]

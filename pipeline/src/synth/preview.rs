@@ -149,11 +149,12 @@ pub fn write(path: &Path, rows: &[(String, Vec<Rendered>)], identity: &Identity)
         std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
     }
     let img_err = |e: image::ImageError| PipelineError::Image { path: path.to_path_buf(), message: e.to_string() };
-    let file = std::fs::File::create(path).map_err(|e| PipelineError::io(path, e))?;
+    let mut bytes = Vec::new();
     let png = image::codecs::png::PngEncoder::new_with_quality(
-        std::io::BufWriter::new(file),
+        &mut bytes,
         image::codecs::png::CompressionType::Best,
         image::codecs::png::FilterType::Adaptive,
     );
-    image::ImageEncoder::write_image(png, &rgba, w, h, image::ExtendedColorType::Rgba8).map_err(img_err)
+    image::ImageEncoder::write_image(png, &rgba, w, h, image::ExtendedColorType::Rgba8).map_err(img_err)?;
+    crate::error::write_file(path, &bytes)
 }
