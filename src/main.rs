@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     match cmd::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", schemas::error::display_chain(err.as_ref()));
             ExitCode::from(2)
         }
     }

@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(long)]
     pub report: PathBuf,
     /// Rows whose JPEG is decoded in the spot check (seeded sample; 0 skips).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = super::num::count(0, 100_000_000))]
     pub decode_sample: usize,
     /// Seed of the spot-check sample.
     #[arg(long, default_value_t = 0)]
@@ -35,7 +35,7 @@ pub struct Args {
     #[arg(long = "clip-frames", value_name = "DATASET=FRAMES")]
     pub clip_frames: Vec<String>,
     /// Inter-ocular distance under this fraction of the crop is degenerate.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = super::num::open_fraction)]
     pub min_interocular: f64,
 }
 

@@ -35,10 +35,10 @@ pub struct Args {
     pub landmarks: String,
     /// Side of the aligned crop in pixels (as in preprocess); the backbone
     /// input size is the checkpoint's.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = super::num::crop_size())]
     pub crop_size: u32,
     /// Frames per landmark/backbone batch.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = super::num::count(1, 4096))]
     pub batch: usize,
     /// Device for the backbone (and FAN): auto, cpu, cuda.
     #[arg(long, default_value = "auto")]
@@ -73,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let progress: &dyn pipeline::progress::Progress = if args.quiet { &quiet } else { &bar };
     let mut rows: Vec<FrameRecord> = Vec::new();
     let size = args.crop_size as i64;
-    let stats = detect::faces_in_video(&args.video, lm.as_mut(), args.crop_size, args.batch, progress, |frames| {
+    let result = detect::faces_in_video(&args.video, lm.as_mut(), args.crop_size, args.batch, progress, |frames| {
         let faces: Vec<&detect::AlignedFace> = frames.iter().filter_map(|f| f.face.as_ref()).collect();
         let mut probs = Vec::new();
         if !faces.is_empty() {
@@ -107,8 +107,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             });
         }
         Ok(())
-    })
-    .with_context(|| format!("detecting in {}", args.video.display()))?;
+    });
+    // A video that stops decoding partway (cut short, a corrupt packet):
+    // the frames before are written, the run says so and exits 1 (never 0
+    // with a silent partial table).
+    let (stats, truncated) = match result {
+        Ok(stats) => (stats, None),
+        Err(e @ pipeline::PipelineError::Decode { .. }) if !rows.is_empty() => {
+            (pipeline::preprocess::decode::DecodeStats { decoded: rows.len() as u64, kept: rows.len() as u64 }, Some(e))
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("detecting in {}", args.video.display()))),
+    };
     let secs = started.elapsed().as_secs_f64();
     detect::write_csv(&csv, &aus, &rows, THRESHOLD)?;
     detect::write_parquet(&parquet, &aus, &rows, THRESHOLD)?;
@@ -126,5 +135,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         report.dataset.name()
     );
     println!("wrote {} and {}", csv.display(), parquet.display());
+    if let Some(e) = truncated {
+        eprintln!("error: {e}: the tables hold the {} frames before the cut", rows.len());
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }

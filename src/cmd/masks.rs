@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use model::data::{Loader, LoaderConfig, ShardSet};
 use tch::Kind;
 
@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long)]
     pub out: PathBuf,
     /// Crops in the figure.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = super::num::count(1, 1000))]
     pub count: usize,
     /// Seed of the cascade jitter.
     #[arg(long, default_value_t = 0)]
@@ -46,6 +46,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let loader = Loader::new(ShardSet::open(&paths)?, cfg, tch::Device::Cpu)?;
     let batch = loader.epoch(0).next().context("the shards hold no decodable crop")??;
+    // A crop with non-finite landmarks would draw an empty panel: refuse it
+    // by name instead.
+    let finite = batch.landmarks.isfinite().all_dims(&[1, 2][..], false);
+    let finite = Vec::<bool>::try_from(&finite).context("reading the landmark check")?;
+    if let Some(i) = finite.iter().position(|ok| !ok) {
+        bail!(
+            "{}: sample {} has non-finite landmarks (NaN or infinity); run `mcsfau audit` on the shards",
+            args.shards.display(),
+            batch.ids[i]
+        );
+    }
     let s = net.config().image_size;
     let crop = batch.images.size()[2];
     let (mut images, mut landmarks) = (batch.images.contiguous(), batch.landmarks.copy());
@@ -63,7 +74,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    fig.save(&args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    schemas::atomic::write_with(&args.out, |tmp| fig.save(tmp))
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", args.out.display()))?;
     println!(
         "figure 5 ({} {dataset} crops: blue = input landmarks, green = refined, dark = masked squares, red = zeroed feature cells): {}",
         batch.ids.len(),

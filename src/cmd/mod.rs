@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod manifest;
 pub mod masks;
 pub mod model;
+pub mod num;
 pub mod preprocess;
 pub mod pretrain;
 pub mod probe;

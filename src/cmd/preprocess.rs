@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long)]
     pub out: PathBuf,
     /// VoxCeleb2 frames sampled per second of video (0: every frame). BP4D and DISFA take their labeled frames.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = super::num::fps)]
     pub fps: f64,
     /// Landmark backend: fan:WEIGHTS.safetensors, dlib, dataset (sidecar/dataset points) or synthetic (mcsfau synth sidecars).
     #[arg(long, default_value = "dlib")]
@@ -41,25 +41,25 @@ pub struct Args {
     #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
     pub device: String,
     /// Worker threads [default: all cores].
-    #[arg(long)]
+    #[arg(long, value_parser = super::num::count(1, 1024))]
     pub jobs: Option<usize>,
     /// Frames per landmark batch.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::num::count(1, 4096))]
     pub batch_size: usize,
     /// Clips per work unit (one shard file each; the granularity of resuming) [default: 64 for voxceleb2, 1 otherwise].
-    #[arg(long)]
+    #[arg(long, value_parser = super::num::count(1, 1_000_000))]
     pub clips_per_unit: Option<usize>,
     /// Crop side in pixels.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = super::num::crop_size())]
     pub crop_size: u32,
     /// JPEG quality of the crops (1-100).
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub jpeg_quality: u8,
     /// This run's part, 0-based [default: SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN, else JOB_COMPLETION_INDEX, else 0].
-    #[arg(long)]
+    #[arg(long, value_parser = super::num::count(0, 1_000_000))]
     pub shard_index: Option<usize>,
     /// Number of parts [default: SLURM_ARRAY_TASK_COUNT, else MCSFAU_SHARD_COUNT, else 1].
-    #[arg(long)]
+    #[arg(long, value_parser = super::num::count(1, 1_000_000))]
     pub shard_count: Option<usize>,
     /// No progress bar (logs only).
     #[arg(long)]

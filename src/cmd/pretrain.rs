@@ -34,13 +34,13 @@ pub struct Args {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Stop after N optimizer steps (overrides schedule.max_steps; the cosine decay spans N).
-    #[arg(long, conflicts_with = "epochs")]
+    #[arg(long, conflicts_with = "epochs", value_parser = super::num::count64(1, 1 << 40))]
     pub steps: Option<u64>,
     /// Train N epochs (overrides schedule.epochs).
-    #[arg(long)]
+    #[arg(long, value_parser = super::num::count64(1, 1_000_000))]
     pub epochs: Option<u64>,
     /// libtorch CPU threads (0: libtorch's default, one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=1024))]
     pub threads: i32,
 }
 

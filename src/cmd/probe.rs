@@ -52,19 +52,19 @@ pub struct Args {
     #[arg(long)]
     pub no_cache: bool,
     /// Learning rates of the selection grid (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = LinearConfig::default().lrs)]
+    #[arg(long, value_delimiter = ',', default_values_t = LinearConfig::default().lrs, value_parser = super::num::positive)]
     pub lrs: Vec<f64>,
     /// Weight decays of the selection grid (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = LinearConfig::default().weight_decays)]
+    #[arg(long, value_delimiter = ',', default_values_t = LinearConfig::default().weight_decays, value_parser = super::num::non_negative)]
     pub weight_decays: Vec<f64>,
     /// Epochs at most per grid point (the best epoch on val is kept).
-    #[arg(long, default_value_t = LinearConfig::default().max_epochs)]
+    #[arg(long, default_value_t = LinearConfig::default().max_epochs, value_parser = super::num::count(1, 100_000))]
     pub max_epochs: usize,
     /// Early stopping: epochs without a better val mean F1.
-    #[arg(long, default_value_t = LinearConfig::default().patience)]
+    #[arg(long, default_value_t = LinearConfig::default().patience, value_parser = super::num::count(1, 100_000))]
     pub patience: usize,
     /// Rows per optimizer step of the head.
-    #[arg(long, default_value_t = LinearConfig::default().batch_size)]
+    #[arg(long, default_value_t = LinearConfig::default().batch_size, value_parser = super::num::count(1, 1 << 20))]
     pub batch_size: usize,
     /// Seeds of the head's initialisation and row order, comma-separated:
     /// one head per seed, the report gives their mean (the first is saved).
@@ -79,13 +79,13 @@ pub struct Args {
     #[arg(long, default_value = "none")]
     pub pos_weight: PosWeight,
     /// Bootstrap replicates of the 95 % interval over test subjects (0: none).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::num::count(0, 1_000_000))]
     pub bootstrap: usize,
     /// Images per backbone forward pass.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = super::num::count(1, 4096))]
     pub feature_batch: usize,
     /// JPEG-decode threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::num::count(0, 1024))]
     pub workers: usize,
     /// Device: auto (CUDA when available), cpu, cuda.
     #[arg(long, default_value = "auto")]

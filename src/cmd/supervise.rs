@@ -40,19 +40,19 @@ pub struct Args {
     #[arg(long)]
     pub out: PathBuf,
     /// Passes over the train split.
-    #[arg(long, default_value_t = SupervisedConfig::default().epochs)]
+    #[arg(long, default_value_t = SupervisedConfig::default().epochs, value_parser = super::num::count64(1, 100_000))]
     pub epochs: u64,
     /// Images per step.
-    #[arg(long, default_value_t = SupervisedConfig::default().batch_size)]
+    #[arg(long, default_value_t = SupervisedConfig::default().batch_size, value_parser = super::num::count(1, 4096))]
     pub batch_size: usize,
     /// Peak learning rate (SGD, momentum 0.9, cosine decay).
-    #[arg(long, default_value_t = SupervisedConfig::default().lr)]
+    #[arg(long, default_value_t = SupervisedConfig::default().lr, value_parser = super::num::non_negative)]
     pub lr: f64,
     /// Seed of the initialisation, sample order and augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// JPEG-decode threads (0: all cores).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::num::count(0, 1024))]
     pub workers: usize,
     /// Input augmentation: `none` (the default: the ceiling of the
     /// representation, not of invariance) or `pretrain` (the pretraining mix).

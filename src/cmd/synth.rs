@@ -29,22 +29,22 @@ pub struct Args {
     #[arg(long, required_unless_present = "au_visibility")]
     pub out: Option<PathBuf>,
     /// Subjects (VoxCeleb identities; at most 41 for BP4D, 27 for DISFA).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::num::count(1, 10_000))]
     pub subjects: usize,
     /// Seed: the same seed writes the same bytes.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// VoxCeleb2: YouTube videos per identity; BP4D: tasks per subject (<= 8); DISFA: ignored.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::num::count(1, 1000))]
     pub videos: usize,
     /// VoxCeleb2: clips per YouTube video.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = super::num::count(1, 1000))]
     pub clips: usize,
     /// Length of each clip, task sequence or DISFA video, in seconds.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = super::num::seconds)]
     pub seconds: f32,
     /// BP4D/DISFA frame size as a fraction of the real 1040x1392 / 1024x768.
-    #[arg(long, default_value_t = 0.25)]
+    #[arg(long, default_value_t = 0.25, value_parser = super::num::scale)]
     pub frame_scale: f32,
     /// Also write a contact sheet PNG (frames with landmarks, AU gallery).
     #[arg(long)]
@@ -52,13 +52,13 @@ pub struct Args {
     /// Strength of the drawn AUs (deformations and skin marks) relative to
     /// the default; labels are unchanged. A benchmark knob: see
     /// `--au-visibility`.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = super::num::non_negative_f32)]
     pub au_gain: f32,
     /// Print, per AU, how far it moves the face at the occurrence
     /// threshold (intensity 2) in an aligned crop of this side (pixels,
     /// mean and minimum over 100 identities, at `--au-gain`), flag AUs under
     /// 1 px, and exit without writing a tree.
-    #[arg(long, value_name = "CROP_SIZE")]
+    #[arg(long, value_name = "CROP_SIZE", value_parser = super::num::crop_size())]
     pub au_visibility: Option<u32>,
 }
 

@@ -10,6 +10,11 @@
 //!   `mcsfau supervise` (the yardstick at the paper preset,
 //!   `scripts/gpu-bench-ablation.sh`), with the manifest read directly.
 
+// The same range-checked flag parsers as the `mcsfau` binary.
+#[path = "../../../src/cmd/num.rs"]
+#[allow(dead_code)]
+mod num;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,13 +41,13 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
         /// Number of faces.
-        #[arg(long, default_value_t = 2048)]
+        #[arg(long, default_value_t = 2048, value_parser = num::count(1, 100_000_000))]
         n: usize,
         /// Side of the square crops, pixels (paper model: 256).
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 256, value_parser = num::crop_size())]
         side: u32,
         /// Rows per shard file.
-        #[arg(long, default_value_t = 1024)]
+        #[arg(long, default_value_t = 1024, value_parser = num::count(1, 100_000_000))]
         rows_per_file: usize,
         /// Seed of the faces.
         #[arg(long, default_value_t = 0)]
@@ -69,22 +74,22 @@ enum Cmd {
         #[arg(long, default_value = "cuda")]
         device: String,
         /// Stop after N steps (the cosine decay spans N).
-        #[arg(long, conflicts_with = "epochs")]
+        #[arg(long, conflicts_with = "epochs", value_parser = num::count64(1, 1 << 40))]
         steps: Option<u64>,
         /// Train N epochs.
-        #[arg(long)]
+        #[arg(long, value_parser = num::count64(1, 1_000_000))]
         epochs: Option<u64>,
         /// Override the batch size of the config.
-        #[arg(long)]
+        #[arg(long, value_parser = num::count(1, 1 << 16))]
         batch_size: Option<usize>,
         /// Override the decode workers of the config (0: all cores).
-        #[arg(long)]
+        #[arg(long, value_parser = num::count(0, 1024))]
         workers: Option<usize>,
         /// Run the forward passes under bf16 autocast on CUDA.
         #[arg(long)]
         bf16: bool,
         /// libtorch CPU threads (0: default).
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=1024))]
         threads: i32,
     },
     /// Linear probe of a checkpoint or a reference (`mcsfau probe`'s options).
@@ -120,7 +125,7 @@ enum Cmd {
         #[arg(long, default_value = "none")]
         pos_weight: model::probe::linear::PosWeight,
         /// Bootstrap replicates (0: none).
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 1000, value_parser = num::count(0, 1_000_000))]
         bootstrap: usize,
         /// Feature cache folder (none: no cache).
         #[arg(long)]
@@ -150,16 +155,16 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
         /// Epochs.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 8, value_parser = num::count64(1, 100_000))]
         epochs: u64,
         /// Images per step.
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, default_value_t = 32, value_parser = num::count(1, 4096))]
         batch_size: usize,
         /// Peak learning rate.
-        #[arg(long, default_value_t = 0.05)]
+        #[arg(long, default_value_t = 0.05, value_parser = num::non_negative)]
         lr: f64,
         /// JPEG-decode threads (0: all cores).
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, value_parser = num::count(0, 1024))]
         workers: usize,
         /// `cpu`, `cuda` or `cuda:N`.
         #[arg(long, default_value = "cuda")]
@@ -355,7 +360,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", schemas::error::display_chain(err.as_ref()));
             ExitCode::from(2)
         }
     }
