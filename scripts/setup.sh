@@ -4,6 +4,7 @@
 #   - Debian: FFmpeg 5.1 dev libraries + CLI, clang/pkg-config (ffmpeg-next),
 #     dlib + its 68-point shape predictor + OpenBLAS (the `dlib` landmarks);
 #   - a project venv (.venv) with PyTorch 2.11.0 (the libtorch tch 0.24 links),
+#     pyarrow and DuckDB (the shard round-trip test),
 #     torchvision, and the Python references the tests compare against;
 #   - `just` (PyPI rust-just) into the venv.
 # Then it points cargo at the venv's libtorch through .venv/libtorch.
@@ -19,7 +20,7 @@ TORCH_VERSION=2.11.0
 TORCHVISION_VERSION=0.26.0
 PY_PACKAGES=(
   "numpy>=2,<3" "safetensors==0.7.0" "pyarrow>=18" "pandas>=2.2"
-  "scikit-learn>=1.5" "scipy>=1.13" "pillow>=10" "rust-just==1.59.0"
+  "scikit-learn>=1.5" "scipy>=1.13" "pillow>=10" "duckdb==1.4.2" "rust-just==1.59.0"
 )
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -57,7 +58,7 @@ if [ "$have_torch" != "$TORCH_VERSION" ]; then
   say "venv: installing torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION (~1 min, ~5 GB)"
   $PY -m pip install -q --disable-pip-version-check "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
 fi
-if ! $PY -c "import numpy, safetensors, pyarrow, pandas, sklearn, scipy, PIL, torchvision" 2>/dev/null \
+if ! $PY -c "import numpy, safetensors, pyarrow, pandas, sklearn, scipy, PIL, torchvision, duckdb" 2>/dev/null \
    || [ ! -x .venv/bin/just ]; then
   say "venv: installing ${PY_PACKAGES[*]}"
   $PY -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"

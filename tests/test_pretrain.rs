@@ -179,3 +179,52 @@ fn a_manifest_selects_the_samples_an_epoch_visits() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("0 rows selected, fewer than one batch of 4"), "{stderr}");
 }
+
+#[test]
+fn a_resume_falls_back_past_a_corrupt_checkpoint_and_keeps_the_log_bytes() {
+    let f = fixture("");
+    let run = f.root.join("run");
+    ok(mcsfau().args(args(&f, &run, "15")).output().unwrap());
+    let log = std::fs::read(run.join("log.jsonl")).unwrap();
+    let whole = log_of(&run).unwrap();
+    let resume = || {
+        let mut a = args(&f, &run, "15");
+        a.push("--resume".as_ref());
+        mcsfau().args(a).output().unwrap()
+    };
+
+    // Resuming a finished run rewrites nothing of its log.
+    ok(resume());
+    assert_eq!(std::fs::read(run.join("log.jsonl")).unwrap(), log, "the log of a finished run is left byte for byte");
+
+    // The newest checkpoint is cut short (a full disk, a copy stopped
+    // halfway): the resume says so and continues from the one before.
+    let newest = state::checkpoint_path(&run, 15);
+    let bytes = std::fs::read(&newest).unwrap();
+    std::fs::write(&newest, &bytes[..bytes.len() / 2]).unwrap();
+    let out = ok(resume());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let name = newest.file_name().unwrap().to_string_lossy().into_owned();
+    let older = state::checkpoint_path(&run, 10).file_name().unwrap().to_string_lossy().into_owned();
+    assert!(stderr.contains(&name) && stderr.contains("does not verify") && stderr.contains(&older), "{stderr}");
+
+    // The ten steps logged up to the kept checkpoint keep their bytes; the
+    // replayed steps equal the uninterrupted run's.
+    let now = std::fs::read(run.join("log.jsonl")).unwrap();
+    let first10: usize = log.split_inclusive(|&b| b == b'\n').take(10).map(<[u8]>::len).sum();
+    assert_eq!(now[..first10], log[..first10]);
+    let again = log_of(&run).unwrap();
+    assert_eq!(again.iter().map(|r| r.step).collect::<Vec<_>>(), (1..=15).collect::<Vec<_>>());
+    for (x, y) in whole.iter().zip(&again) {
+        assert_eq!((x.step, x.losses, x.lr), (y.step, y.losses, y.lr), "step {}", x.step);
+    }
+
+    // No checkpoint verifies: the error names them, nothing is trained.
+    for (_, p) in state::list(&run).unwrap() {
+        std::fs::write(&p, b"cut").unwrap();
+    }
+    let out = resume();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("no checkpoint of the run verifies"), "{text}");
+}

@@ -1,6 +1,8 @@
 //! `mcsfau synth` runs from the command line: writes each layout's tree and
 //! a contact sheet, reports what it wrote, and rejects bad sizes with exit 2.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -9,19 +11,7 @@ fn mcsfau() -> Command {
 }
 
 fn count_files(dir: &Path, suffix: &str) -> usize {
-    let mut n = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().ends_with(suffix) {
-                n += 1;
-            }
-        }
-    }
-    n
+    support::files_under(dir).keys().filter(|p| p.to_string_lossy().ends_with(suffix)).count()
 }
 
 #[test]
