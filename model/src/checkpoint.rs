@@ -48,16 +48,11 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
     move |source| ModelError::Io { path: path.to_path_buf(), source }
 }
 
-fn tmp_name(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".tmp");
-    PathBuf::from(s)
-}
-
 fn write_tensors(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
-    let tmp = tmp_name(path);
-    Tensor::write_safetensors(tensors, &tmp)?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    schemas::atomic::write_with(path, |tmp| Tensor::write_safetensors(tensors, tmp)).map_err(|e| match e {
+        schemas::atomic::AtomicError::Write(e) => ModelError::from(e),
+        schemas::atomic::AtomicError::Io(p, source) => ModelError::Io { path: p, source },
+    })
 }
 
 fn on_cpu(vars: HashMap<String, Tensor>, prefix: &str) -> Vec<(String, Tensor)> {
@@ -78,9 +73,7 @@ pub fn save(model: &McSfau, path: &Path, step: i64) -> Result<()> {
         reason: format!("cannot encode the config: {e}"),
     })?;
     let side = sidecar(path);
-    let tmp = tmp_name(&side);
-    std::fs::write(&tmp, json).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, &side).map_err(io_err(&side))?;
+    schemas::atomic::write(&side, json.as_bytes()).map_err(io_err(&side))?;
     tracing::info!(path = %path.display(), step, tensors = tensors.len(), "saved checkpoint");
     Ok(())
 }

@@ -135,11 +135,7 @@ pub fn train(
             cfg.epochs, cfg.batch_size, cfg.lr
         )));
     }
-    std::fs::create_dir_all(out).map_err(io(out))?;
-    let config_path = out.join("config.json");
-    let json = serde_json::to_string_pretty(cfg).map_err(|e| ModelError::InvalidConfig(e.to_string()))?;
-    schemas::atomic::write(&config_path, json.as_bytes()).map_err(io(&config_path))?;
-
+    // Every input is checked before anything is written into `out`.
     let set = ShardSet::open(&data.shard_paths)?;
     if i64::from(set.crop_size()) != cfg.model.image_size {
         return Err(ModelError::InvalidConfig(format!(
@@ -164,6 +160,10 @@ pub fn train(
         return Err(ModelError::InvalidConfig(format!("fewer train frames than one batch of {}", cfg.batch_size)));
     }
     let total = steps_per_epoch * cfg.epochs;
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let config_path = out.join("config.json");
+    let json = serde_json::to_string_pretty(cfg).map_err(|e| ModelError::InvalidConfig(e.to_string()))?;
+    schemas::atomic::write(&config_path, json.as_bytes()).map_err(io(&config_path))?;
 
     tch::manual_seed(cfg.seed as i64);
     let model = McSfau::new(&cfg.model, device)?;

@@ -162,8 +162,8 @@ impl PipelineError {
 }
 
 /// Produces `path` atomically ([`schemas::atomic::write_with`]): `write`
-/// gets a temporary path in the same folder; on success the file is synced
-/// and renamed to `path`, on error removed.
+/// gets a temporary path in the same folder; on success the file is
+/// renamed to `path`, on error removed.
 pub fn atomic<T>(path: &std::path::Path, write: impl FnOnce(&std::path::Path) -> Result<T>) -> Result<T> {
     schemas::atomic::write_with(path, write).map_err(|e| match e {
         schemas::atomic::AtomicError::Write(e) => e,

@@ -150,18 +150,11 @@ pub fn decode_rgb(
 /// frames before the cut were handed to the sink.
 pub const TRUNCATED: &str = "truncated";
 
-/// Frames the container announces for `stream`: its frame count, else its
-/// duration times its average frame rate; `None` when it says neither.
+/// Frames the container announces for `stream` (MP4 and AVI headers count
+/// them; Matroska/WebM do not, and a duration times a frame rate would
+/// flag good variable-frame-rate clips, so those are not checked).
 fn announced_frames(stream: &ffmpeg::Stream<'_>) -> Option<u64> {
-    if stream.frames() > 0 {
-        return Some(stream.frames() as u64);
-    }
-    let (tb, rate) = (stream.time_base(), stream.avg_frame_rate());
-    if stream.duration() <= 0 || tb.denominator() == 0 || rate.denominator() == 0 || rate.numerator() <= 0 {
-        return None;
-    }
-    let secs = stream.duration() as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator());
-    Some((secs * f64::from(rate.numerator()) / f64::from(rate.denominator())).round() as u64)
+    (stream.frames() > 0).then(|| stream.frames() as u64)
 }
 
 /// Whether `decoded` frames fall short of `announced` by more than the

@@ -123,16 +123,26 @@ pub fn check_footer_nulls(
 pub struct RowMap {
     /// (row group, rows in it), in read order.
     groups: Vec<(usize, usize)>,
+    /// Rows read through a row selection (a sample): positions unknown.
+    sampled: bool,
 }
 
 impl RowMap {
     /// The map for reading `groups` of a file whose row groups hold `rows`.
     pub fn new(groups: &[usize], rows: &[usize]) -> Self {
-        Self { groups: groups.iter().map(|&g| (g, rows.get(g).copied().unwrap_or(0))).collect() }
+        Self { groups: groups.iter().map(|&g| (g, rows.get(g).copied().unwrap_or(0))).collect(), sampled: false }
+    }
+
+    /// The map for rows read through a row selection (a spot-check sample).
+    pub fn sampled() -> Self {
+        Self { groups: Vec::new(), sampled: true }
     }
 
     /// `row group G, row R` of the `i`-th row read.
     pub fn locate(&self, mut i: usize) -> String {
+        if self.sampled {
+            return "a sampled row".into();
+        }
         for &(g, n) in &self.groups {
             if i < n {
                 return format!("row group {g}, row {i}");
@@ -165,6 +175,12 @@ pub fn normalize_batch(
                 "null value; the shard contract has no nulls".into(),
             ));
         }
+        if let Some(i) = first_null_item(array.as_ref()) {
+            return Err(invalid(
+                format!("{}, column `{}`", rows.locate(first + i), field.name()),
+                "null list item; the shard contract has no nulls".into(),
+            ));
+        }
         let Ok(want) = target.field_with_name(field.name()) else {
             columns.push(array.clone());
             out_fields.push(field.as_ref().clone());
@@ -189,6 +205,32 @@ pub fn normalize_batch(
     let schema = Arc::new(Schema::new_with_metadata(out_fields, schema.metadata().clone()));
     RecordBatch::try_new(schema, columns)
         .map_err(|source| SchemaError::Arrow { path: path.to_path_buf(), error: source })
+}
+
+/// The first row of a list array with a null item (files written without
+/// footer statistics would otherwise read a null as whatever the buffer holds).
+fn first_null_item(array: &dyn Array) -> Option<usize> {
+    use arrow::array::AsArray;
+    match array.data_type() {
+        DataType::FixedSizeList(_, n) => {
+            let values = array.as_fixed_size_list().values();
+            let j = (0..values.len()).find(|&j| values.is_null(j)).filter(|_| values.null_count() > 0)?;
+            Some(j / (*n as usize).max(1))
+        }
+        DataType::List(_) => {
+            let l = array.as_list::<i32>();
+            let values = l.values();
+            let j = (0..values.len()).find(|&j| values.is_null(j)).filter(|_| values.null_count() > 0)?;
+            l.value_offsets().windows(2).position(|w| (w[0] as usize..w[1] as usize).contains(&j))
+        }
+        DataType::LargeList(_) => {
+            let l = array.as_list::<i64>();
+            let values = l.values();
+            let j = (0..values.len()).find(|&j| values.is_null(j)).filter(|_| values.null_count() > 0)?;
+            l.value_offsets().windows(2).position(|w| (w[0] as usize..w[1] as usize).contains(&j))
+        }
+        _ => None,
+    }
 }
 
 /// The first row of a list array whose length differs from `target`'s width.

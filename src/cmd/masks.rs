@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use model::data::{Loader, LoaderConfig, ShardSet};
 use tch::Kind;
 
@@ -46,17 +46,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let loader = Loader::new(ShardSet::open(&paths)?, cfg, tch::Device::Cpu)?;
     let batch = loader.epoch(0).next().context("the shards hold no decodable crop")??;
-    // A crop with non-finite landmarks would draw an empty panel: refuse it
-    // by name instead.
-    let finite = batch.landmarks.isfinite().all_dims(&[1, 2][..], false);
-    let finite = Vec::<bool>::try_from(&finite).context("reading the landmark check")?;
-    if let Some(i) = finite.iter().position(|ok| !ok) {
-        bail!(
-            "{}: sample {} has non-finite landmarks (NaN or infinity); run `mcsfau audit` on the shards",
-            args.shards.display(),
-            batch.ids[i]
-        );
-    }
+    // (Rows with non-finite landmarks never reach here: the loader skips
+    // them with a warning naming the file and the sample.)
     let s = net.config().image_size;
     let crop = batch.images.size()[2];
     let (mut images, mut landmarks) = (batch.images.contiguous(), batch.landmarks.copy());

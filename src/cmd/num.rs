@@ -47,9 +47,9 @@ pub fn scale(s: &str) -> Result<f32, String> {
     positive_f32(s).and_then(|v| if v <= 16.0 { Ok(v) } else { Err(format!("{v}: at most 16")) })
 }
 
-/// Frames per second when sampling a video: > 0 and at most 1000.
+/// Frames per second when sampling a video: 0 (every frame) to 1000.
 pub fn fps(s: &str) -> Result<f64, String> {
-    positive(s).and_then(|v| if v <= 1000.0 { Ok(v) } else { Err(format!("{v} frames/s: at most 1000")) })
+    non_negative(s).and_then(|v| if v <= 1000.0 { Ok(v) } else { Err(format!("{v} frames/s: at most 1000")) })
 }
 
 /// Side of a square crop in pixels.
@@ -83,7 +83,8 @@ mod tests {
         assert_eq!(non_negative("0"), Ok(0.0));
         assert!(non_negative("-0.1").is_err());
         assert!(open_fraction("1").is_err() && open_fraction("0.05").is_ok());
-        assert!(fps("nan").is_err() && fps("1e6").is_err() && fps("25").is_ok());
+        assert!(fps("nan").is_err() && fps("1e6").is_err() && fps("-1").is_err());
+        assert_eq!(fps("0"), Ok(0.0), "0 keeps every frame");
         assert!(positive_f32("1e39").is_err());
     }
 }

@@ -46,7 +46,7 @@ pub struct Args {
     #[arg(long, default_value_t = SupervisedConfig::default().batch_size, value_parser = super::num::count(1, 4096))]
     pub batch_size: usize,
     /// Peak learning rate (SGD, momentum 0.9, cosine decay).
-    #[arg(long, default_value_t = SupervisedConfig::default().lr, value_parser = super::num::non_negative)]
+    #[arg(long, default_value_t = SupervisedConfig::default().lr, value_parser = super::num::positive)]
     pub lr: f64,
     /// Seed of the initialisation, sample order and augmentation.
     #[arg(long, default_value_t = 0)]

@@ -140,7 +140,7 @@ pub fn shard_cases(good: &Path, out: &Path) -> Vec<ShardCase> {
         }
         std::fs::write(f, b).unwrap();
     });
-    case("page_header_bit_flip", "", &|f| {
+    case("page_header_bit_flip", "readable Parquet", &|f| {
         let mut b = bytes.clone();
         for byte in &mut b[4..12] {
             *byte ^= 0xFF;

@@ -161,7 +161,7 @@ enum Cmd {
         #[arg(long, default_value_t = 32, value_parser = num::count(1, 4096))]
         batch_size: usize,
         /// Peak learning rate.
-        #[arg(long, default_value_t = 0.05, value_parser = num::non_negative)]
+        #[arg(long, default_value_t = 0.05, value_parser = num::positive)]
         lr: f64,
         /// JPEG-decode threads (0: all cores).
         #[arg(long, default_value_t = 0, value_parser = num::count(0, 1024))]

@@ -321,11 +321,10 @@ fn paths(dir: &Path, key: &str) -> [PathBuf; 3] {
 }
 
 fn write_atomic(path: &Path, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    f(&tmp)?;
-    std::fs::rename(&tmp, path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })
+    schemas::atomic::write_with(path, f).map_err(|e| match e {
+        schemas::atomic::AtomicError::Write(e) => e,
+        schemas::atomic::AtomicError::Io(p, source) => ModelError::Io { path: p, source },
+    })
 }
 
 /// Stores `feats` under `key` in `dir` (created if needed).

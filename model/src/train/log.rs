@@ -73,10 +73,14 @@ impl LogWriter {
     pub fn open(path: &Path, keep_until: u64) -> Result<Self> {
         if path.exists() {
             let text = std::fs::read(path).map_err(TrainError::io(path))?;
-            let keep = kept_prefix(&text, keep_until);
+            let (keep, open) = kept_prefix(&text, keep_until);
             if keep < text.len() {
                 let f = std::fs::OpenOptions::new().write(true).open(path).map_err(TrainError::io(path))?;
                 f.set_len(keep as u64).map_err(TrainError::io(path))?;
+            }
+            if open {
+                let mut f = std::fs::OpenOptions::new().append(true).open(path).map_err(TrainError::io(path))?;
+                f.write_all(b"\n").map_err(TrainError::io(path))?;
             }
         }
         Ok(Self { path: path.to_path_buf(), file: None })
@@ -94,18 +98,28 @@ impl LogWriter {
     }
 }
 
-/// Bytes of `text` up to the end of the last complete line whose record
-/// parses with `step <= keep_until`, before any line that does not.
-fn kept_prefix(text: &[u8], keep_until: u64) -> usize {
-    let mut end = 0;
-    while let Some(nl) = text[end..].iter().position(|&b| b == b'\n') {
-        let line = &text[end..end + nl];
-        match serde_json::from_slice::<LogRecord>(line) {
-            Ok(r) if r.step <= keep_until => end += nl + 1,
-            _ => break,
+/// Bytes of `text` to keep: up to the end of the last line whose record
+/// parses with `step <= keep_until` (scanning stops at the first record
+/// past it). A line that does not parse before that point is kept and
+/// skipped by [`read_log`] (with a warning), as before; a torn line after
+/// it is cut. Returns the length and whether the last kept line lacks its
+/// newline (a record written completely but for the `\n`).
+fn kept_prefix(text: &[u8], keep_until: u64) -> (usize, bool) {
+    let (mut pos, mut end, mut open) = (0, 0, false);
+    while pos < text.len() {
+        let nl = text[pos..].iter().position(|&b| b == b'\n');
+        let line_end = nl.map_or(text.len(), |n| pos + n);
+        match serde_json::from_slice::<LogRecord>(&text[pos..line_end]) {
+            Ok(r) if r.step > keep_until => break,
+            Ok(_) => {
+                end = nl.map_or(line_end, |_| line_end + 1);
+                open = nl.is_none();
+            }
+            Err(_) => {}
         }
+        pos = line_end + 1;
     }
-    end
+    (end, open)
 }
 
 fn to_line(path: &Path, r: &LogRecord) -> Result<String> {
@@ -179,5 +193,20 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&p).unwrap(), first, "a finished run's resume leaves the log as it was");
         w.write(&rec(2)).unwrap();
         assert!(std::fs::read_to_string(&p).unwrap().starts_with(first));
+    }
+
+    #[test]
+    fn a_bad_line_inside_the_kept_part_does_not_cut_the_records_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log.jsonl");
+        let line = |s| to_line(&p, &rec(s)).unwrap();
+        // a complete last record that lost only its newline
+        let text = format!("{}garbage\n{}{}", line(1), line(2), line(3).trim_end());
+        std::fs::write(&p, &text).unwrap();
+        let mut w = LogWriter::open(&p, 3).unwrap();
+        w.write(&rec(4)).unwrap();
+        let steps: Vec<u64> = read_log(&p).unwrap().iter().map(|r| r.step).collect();
+        assert_eq!(steps, vec![1, 2, 3, 4]);
+        assert!(std::fs::read_to_string(&p).unwrap().starts_with(&text));
     }
 }

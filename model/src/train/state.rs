@@ -130,11 +130,10 @@ pub fn save(t: &Trainer, state: &TrainState, path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(TrainError::io(dir))?;
     }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    Tensor::write_safetensors(&tensors, &tmp).map_err(|e| bad(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(TrainError::io(path))
+    schemas::atomic::write_with(path, |tmp| Tensor::write_safetensors(&tensors, tmp)).map_err(|e| match e {
+        schemas::atomic::AtomicError::Write(e) => bad(e.to_string()),
+        schemas::atomic::AtomicError::Io(p, source) => TrainError::Io { path: p, source },
+    })
 }
 
 /// Reads only the state of a checkpoint (the config to build the model with).

@@ -16,6 +16,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use schemas::reader::Columns;
 use schemas::schema::col as c;
+use schemas::validate::RowMap;
 use schemas::SchemaError;
 use serde::Serialize;
 
@@ -59,8 +60,11 @@ pub fn spot_check(groups: &[Group], opts: &AuditOptions, progress: &dyn Progress
     const NAME: &str = "images/jpeg_decode";
     let mut files: Vec<(PathBuf, u64)> = groups.iter().flat_map(|g| g.files.iter().cloned()).map(|f| (f, 0)).collect();
     files.sort();
+    let mut contracts = Vec::with_capacity(files.len());
     for (f, n) in files.iter_mut() {
-        *n = schemas::ShardReader::open(f)?.num_rows() as u64;
+        let reader = schemas::ShardReader::open(f)?;
+        *n = reader.num_rows() as u64;
+        contracts.push(reader.contract().clone());
     }
     let population: u64 = files.iter().map(|(_, n)| n).sum();
     let mut stats = DecodeStats { population, seed: opts.seed, ..Default::default() };
@@ -79,7 +83,7 @@ pub fn spot_check(groups: &[Group], opts: &AuditOptions, progress: &dyn Progress
     let mut failures = Vec::new();
     let mut start = 0u64;
     let mut p = 0usize;
-    for (file, n) in &files {
+    for ((file, n), contract) in files.iter().zip(&contracts) {
         let mut local = Vec::new();
         while p < picks.len() && picks[p] < start + n {
             local.push((picks[p] - start) as usize);
@@ -97,6 +101,8 @@ pub fn spot_check(groups: &[Group], opts: &AuditOptions, progress: &dyn Progress
             builder.with_projection(mask).with_row_selection(selection(&local, *n as usize)).build().map_err(perr)?;
         for batch in reader {
             let batch = batch.map_err(|source| SchemaError::Arrow { path: file.clone(), error: source })?;
+            // the validator's casts and null checks, as every reader gets them
+            let batch = schemas::validate::normalize_batch(file, batch, contract, &RowMap::sampled(), 0)?;
             let cols = Columns::new(file, &batch);
             let (ids, images, crops) = (cols.strings(c::SAMPLE_ID)?, cols.binary(c::IMAGE)?, cols.i32s(c::CROP_SIZE)?);
             for i in 0..batch.num_rows() {

@@ -80,7 +80,9 @@ fn remove_temporaries(dir: &Path, part_tag: &str) -> Result<()> {
     let prefix = format!(".{part_tag}");
     for entry in std::fs::read_dir(dir).map_err(|e| PipelineError::io(dir, e))?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&prefix) && name.ends_with(".tmp") {
+        // shard temporaries (`.<part>-....parquet.tmp`) and the atomic
+        // writes' (`.<name>.<pid>-<n>.tmp.<ext>`) of this part
+        if name.starts_with(&prefix) && (name.ends_with(".tmp") || name.contains(".tmp.")) {
             std::fs::remove_file(entry.path()).map_err(|e| PipelineError::io(entry.path(), e))?;
         }
     }
