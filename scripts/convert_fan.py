@@ -13,10 +13,15 @@ them (conv1.weight, m0.b1_4.bn1.running_mean, l3.bias, ...), without the
 'num_batches_tracked' counters, and metadata the Rust side reads:
 format=mcsfau-fan, num_modules, hg_depth, features, pool (max|avg).
 
-Pooling cannot be read from the weights: the original 2017 checkpoints were
-trained with max pooling, the TorchScript releases with average pooling.
-For TorchScript input the script reads it from the archive's code; for a
-state dict it defaults to max; --pool overrides both.
+Pooling cannot be read from the weights. face_alignment moved the stem and
+hourglass pooling to average pooling in January 2018 ("Fixes #32"), and
+every file it publishes since (the hashed 2DFAN4-11f355bf06.pth.tar, which
+face_alignment 1.5 loads into its average-pooling FAN, and the TorchScript
+.zip releases) is average pooling. Only the original 2017 file (no hash in
+its name, a DataParallel checkpoint {'state_dict': {'module.'...}}) was
+trained with max pooling: pass --pool max for it. For TorchScript input the
+pooling is read from the archive's code; a state dict defaults to avg (with
+a note when it has the 2017 layout); --pool overrides both.
 
 Usage:
   .venv/bin/python scripts/convert_fan.py 2DFAN4-11f355bf06.pth.tar fan.safetensors
@@ -82,6 +87,9 @@ def load(path):
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(ckpt, dict) and "state_dict" in ckpt:
         ckpt = ckpt["state_dict"]
+        if any(k.startswith("module.") for k in ckpt):
+            print(f"note: {path} has the layout of the 2017 checkpoint (DataParallel 'state_dict'); "
+                  "if it is that file (no hash in its name), convert it with --pool max", file=sys.stderr)
     if not isinstance(ckpt, dict):
         sys.exit(f"{path}: neither a state dict, a checkpoint with 'state_dict', nor TorchScript")
     return ckpt, None
@@ -105,7 +113,7 @@ def convert(src, dst, pool_override=None):
                  f"unexpected {extra[:5]}{'...' if len(extra) > 5 else ''}")
     if sd["l0.weight"].shape[0] != NUM_POINTS:
         sys.exit(f"{src}: l0 predicts {sd['l0.weight'].shape[0]} heatmaps, expected {NUM_POINTS} (2D-FAN)")
-    pool = pool_override or pool or "max"
+    pool = pool_override or pool or "avg"
     tensors = {n: sd[n].detach().float().contiguous().numpy() for n in want}
     meta = {"format": "mcsfau-fan", "num_modules": str(num_modules), "hg_depth": str(depth),
             "features": str(features), "pool": pool, "source": str(src).rsplit("/", 1)[-1]}

@@ -154,6 +154,7 @@ fn full_2dfan4_checkpoints_convert_load_and_match_pytorch() {
     let from_zip = dir.join("from_zip.safetensors");
     let from_pth = dir.join("from_pth.safetensors");
     let from_pth_default = dir.join("from_pth_default.safetensors");
+    let from_2017 = dir.join("from_2017_max.safetensors");
     let s = |p: &Path| p.to_str().expect("utf-8 path").to_string();
     // Converted files are reused until the converter or the checkpoints change.
     let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
@@ -161,19 +162,34 @@ fn full_2dfan4_checkpoints_convert_load_and_match_pytorch() {
         .iter()
         .filter_map(|p| modified(p))
         .max();
-    if [&from_zip, &from_pth, &from_pth_default].iter().any(|p| modified(p).is_none() || modified(p) < newest_input) {
+    if [&from_zip, &from_pth, &from_pth_default, &from_2017]
+        .iter()
+        .any(|p| modified(p).is_none() || modified(p) < newest_input)
+    {
         let log = run_python(&[convert, &s(&dir.join("2DFAN4-random.zip")), &s(&from_zip)]);
         assert!(log.contains("4 stacks") && log.contains("avg pooling"), "{log}");
-        // The reference model uses average pooling; a state dict cannot say so.
         run_python(&[convert, &s(&dir.join("2DFAN4-random.pth.tar")), &s(&from_pth), "--pool", "avg"]);
-        run_python(&[convert, &s(&dir.join("2DFAN4-random.pth.tar")), &s(&from_pth_default)]);
+        // face_alignment's published state dict converts with its pooling by default
+        let log = run_python(&[convert, &s(&dir.join("2DFAN4-random.pth.tar")), &s(&from_pth_default)]);
+        assert!(log.contains("avg pooling") && !log.contains("2017"), "{log}");
+        // the 2017 layout gets a note, and --pool max for the 2017 file
+        let log = run_python(&[convert, &s(&dir.join("2DFAN4-2017-layout.pth.tar")), &s(&from_2017), "--pool", "max"]);
+        assert!(log.contains("2017") && log.contains("--pool max") && log.contains("max pooling"), "{log}");
     }
-    assert_eq!(read_config(&from_pth_default).expect("metadata").pool, Pool::Max);
+    assert_eq!(read_config(&from_pth_default).expect("metadata").pool, Pool::Avg, "face_alignment's files are avg");
+    assert_eq!(read_config(&from_2017).expect("metadata").pool, Pool::Max);
 
     let io = tensors(&dir.join("full_io.safetensors"));
     assert_eq!(io["heatmaps"].kind(), Kind::Double, "the reference is f64 (an old full_io.safetensors?)");
     let scale = io["heatmaps"].abs().max().double_value(&[]).max(1.0);
-    for weights in [&from_zip, &from_pth] {
+    // The 2017 file's max pooling: the same weights give other heatmaps.
+    let (_vs, max64) = fan_f64(&from_2017);
+    let dmax =
+        max_abs_diff(&tch::no_grad(|| max64.forward(&io["input"].to_kind(Kind::Double))), &io["heatmaps_max_pool"]);
+    assert!(dmax <= TOL_F64 * scale, "max pooling: f64 heatmaps differ by {dmax:e}");
+    let wrong = max_abs_diff(&io["heatmaps_max_pool"], &io["heatmaps"]);
+    assert!(wrong > 1e-2 * scale, "the pooling matters: {wrong:e}");
+    for weights in [&from_zip, &from_pth, &from_pth_default] {
         let cfg = read_config(weights).expect("metadata");
         assert_eq!((cfg.num_modules, cfg.hg_depth, cfg.features, cfg.pool), (4, 4, 256, Pool::Avg));
         // Strict: the converted weights in f64.

@@ -15,11 +15,14 @@ Modes:
                      fan_tiny_io.safetensors (frames, boxes, crops subsampled,
                      heatmaps, decoded points), the arrays checked in under
                      pipeline/tests/data/ for the Rust parity test.
-  --full OUT_DIR     random full-size 2DFAN4 (4 stacks, width 256): writes
-                     2DFAN4-random.pth.tar (face_alignment's state-dict
-                     checkpoint layout), 2DFAN4-random.zip (TorchScript) and
-                     full_io.safetensors (a 64x64 input and its heatmaps), for the
-                     convert_fan.py + full-model load test.
+  --full OUT_DIR     face_alignment's own 2DFAN4 class (PyPI face-alignment
+                     1.5.0) with random weights: writes 2DFAN4-random.pth.tar
+                     (a bare state dict, as face_alignment 1.5 loads its
+                     published file), 2DFAN4-2017-layout.pth.tar (the 2017
+                     DataParallel layout), 2DFAN4-random.zip (TorchScript) and
+                     full_io.safetensors (a 64x64 input, face_alignment's f64
+                     heatmaps, and the same weights' heatmaps with max pooling),
+                     for the convert_fan.py + full-model load test.
 
 Reference values are computed in float64 (the float32 weights cast
 exactly to float64): in float32 the CPU's kernel set (ATEN_CPU_CAPABILITY)
@@ -308,20 +311,42 @@ def write_tiny(out_dir):
 
 
 def write_full(out_dir):
+    """The full 2DFAN4 from face_alignment's own code (PyPI face-alignment
+    1.5.0, `face_alignment.models.FAN`, average pooling), with random
+    weights, saved the ways face_alignment's weights are published:
+      * 2DFAN4-random.pth.tar: a bare state dict, as face_alignment 1.5 loads
+        its hashed 2DFAN4-11f355bf06.pth.tar (`net.load_state_dict(torch.load(f))`);
+      * 2DFAN4-2017-layout.pth.tar: the 2017 DataParallel layout
+        ({'state_dict': {'module.' + name: tensor}});
+      * 2DFAN4-random.zip: TorchScript, as the .zip releases.
+    The reference heatmaps are face_alignment's network run in float64."""
+    try:
+        from face_alignment.models.fan import FAN as FaFAN
+    except ImportError:
+        raise SystemExit("needs PyPI face-alignment==1.5.0 in this venv (scripts/setup.sh installs it)")
     torch.manual_seed(0)
-    model = randomize(FAN(num_modules=4, depth=4, features=256, pool="avg"), seed=3)
-    # face_alignment's checkpoint: {'state_dict': {'module.' + name: tensor}}
-    # (it was saved from a DataParallel model), with num_batches_tracked.
-    sd = {"module." + k: v for k, v in model.state_dict().items()}
-    torch.save({"state_dict": sd}, os.path.join(out_dir, "2DFAN4-random.pth.tar"))
+    model = randomize(FaFAN(4), seed=3)
+    sd = model.state_dict()
+    pth = os.path.join(out_dir, "2DFAN4-random.pth.tar")
+    torch.save(sd, pth)
+    # face_alignment's own loading path accepts the file
+    check = FaFAN(4)
+    check.load_state_dict(torch.load(pth, map_location="cpu", weights_only=True))
+    torch.save({"state_dict": {"module." + k: v for k, v in sd.items()}},
+               os.path.join(out_dir, "2DFAN4-2017-layout.pth.tar"))
     # A 64x64 input (16x16 heatmaps): the network is fully convolutional, and
     # this keeps the load-and-compare test of the full model fast.
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         traced = torch.jit.trace(model, x, check_trace=False, strict=False)
-        heatmaps = copy.deepcopy(model).double()(x.double())[-1]  # f64 reference
+        heatmaps = copy.deepcopy(check).eval().double()(x.double())[-1]  # f64 reference
+        # the same weights with max pooling (what the old default gave)
+        ours_max = FAN(num_modules=4, depth=4, features=256, pool="max")
+        ours_max.load_state_dict(sd)
+        heatmaps_max = ours_max.eval().double()(x.double())[-1]
     traced.save(os.path.join(out_dir, "2DFAN4-random.zip"))
-    save_file({"input": x, "heatmaps": heatmaps.contiguous()}, os.path.join(out_dir, "full_io.safetensors"))
+    save_file({"input": x, "heatmaps": heatmaps.contiguous(), "heatmaps_max_pool": heatmaps_max.contiguous()},
+              os.path.join(out_dir, "full_io.safetensors"))
 
 
 def main():

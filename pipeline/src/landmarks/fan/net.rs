@@ -14,9 +14,10 @@ use tch::Tensor;
 /// Heatmaps (landmarks) the network predicts.
 pub const FAN_POINTS: i64 = 68;
 
-/// Down-sampling between scales. face_alignment's original 2017 weights
-/// were trained with max pooling, its TorchScript releases (>= 1.3) with
-/// average pooling; `scripts/convert_fan.py` records which.
+/// Down-sampling between scales. Every 2DFAN4 file face_alignment publishes
+/// since January 2018 (the hashed `.pth.tar` and the TorchScript `.zip`) was
+/// trained with average pooling; only the original 2017 file used max
+/// pooling. `scripts/convert_fan.py` records which (default: average).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pool {
@@ -26,7 +27,8 @@ pub enum Pool {
     Avg,
 }
 
-/// Shape of the network. `Default` is 2DFAN4: 4 stacks, depth 4, width 256.
+/// Shape of the network. `Default` is 2DFAN4 as face_alignment publishes it:
+/// 4 stacks, depth 4, width 256, average pooling.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FanConfig {
     /// Stacked hourglasses (2DFAN4: 4).
@@ -42,7 +44,7 @@ pub struct FanConfig {
 
 impl Default for FanConfig {
     fn default() -> Self {
-        Self { num_modules: 4, hg_depth: 4, features: 256, pool: Pool::Max }
+        Self { num_modules: 4, hg_depth: 4, features: 256, pool: Pool::Avg }
     }
 }
 
