@@ -699,3 +699,68 @@ fn preprocess_on_a_full_disk_fails_cleanly_and_the_resume_matches() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(support::read_rows(&out), support::read_rows(&clean), "the resumed run equals an uninterrupted one");
 }
+
+#[test]
+fn one_out_holds_one_configuration_and_one_run_per_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("raw");
+    support::voxceleb_tree(&root, 1, 1, 1.0);
+    let run = |out: &Path, crop: &str| {
+        let args = [
+            "preprocess",
+            "--quiet",
+            "--landmarks",
+            "synthetic",
+            "--dataset",
+            "voxceleb2",
+            "--crop-size",
+            crop,
+            "--root",
+            root.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        mcsfau(&args, dir.path())
+    };
+    let out = dir.path().join("out");
+    let o = run(&out, "64");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let before = snapshot(&out);
+    // Another crop size into the same folder: refused, naming both values.
+    let o = run(&out, "128");
+    assert_refused(&o, "a second configuration", None, "--crop-size 128 (this folder was made with 64)");
+    assert_kept(&before, &out, "a second configuration");
+    assert_eq!(snapshot(&out).len(), before.len(), "nothing written");
+    // The same configuration resumes (nothing left to do).
+    assert_eq!(run(&out, "64").status.code(), Some(0));
+    // A run of the same part already working (a live process holds the lock).
+    std::fs::write(out.join(".lock-p0000of0001"), format!("{} {}\n", std::process::id(), hostname())).unwrap();
+    let o = run(&out, "64");
+    assert_refused(
+        &o,
+        "a second run of the part",
+        Some(&out.join(".lock-p0000of0001")),
+        "another run of part p0000of0001",
+    );
+    std::fs::remove_file(out.join(".lock-p0000of0001")).unwrap();
+
+    // audit fails a shard set that mixes configurations
+    let other = dir.path().join("other");
+    assert_eq!(run(&other, "128").status.code(), Some(0));
+    let mixed = dir.path().join("mixed");
+    for (i, d) in [&out, &other].iter().enumerate() {
+        for s in schemas::list_shards(&d.join("shards")).unwrap() {
+            let dst = mixed.join(format!("{i}-{}", s.file_name().unwrap().to_string_lossy()));
+            std::fs::create_dir_all(&mixed).unwrap();
+            std::fs::copy(&s, dst).unwrap();
+        }
+    }
+    let o = mcsfau(&["audit", "--shards", mixed.to_str().unwrap(), "--report", "rep"], dir.path());
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("integrity/mixed_preprocess_config/voxceleb2") && t.contains("crop_size=128"), "{t}");
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+}

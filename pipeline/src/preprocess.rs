@@ -17,6 +17,7 @@ pub mod backend;
 pub mod clip;
 pub mod contact;
 pub mod decode;
+pub mod guard;
 pub mod labels;
 pub mod partition;
 pub mod report;

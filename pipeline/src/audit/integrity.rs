@@ -140,3 +140,47 @@ pub fn sample_id_syntax(groups: &[Group], opts: &AuditOptions) -> Result<Check> 
     }
     Ok(Check::from_count("integrity/sample_id_syntax", bad, "sample ids that are not plain relative paths", examples))
 }
+
+/// The preprocess settings that decide what a row holds, as recorded in a
+/// shard's `mcsfau.preprocess_config` (the same ones `preprocess` refuses to
+/// mix in one `--out`).
+const ROW_SETTINGS: [&str; 4] = ["fps", "landmarks", "crop_size", "jpeg_quality"];
+
+/// Shards of one dataset made with different preprocess settings (64 px
+/// crops next to 128 px ones, dlib next to FAN landmarks): one failed check
+/// per dataset, listing each configuration with a file that has it.
+pub fn mixed_configurations(groups: &[Group]) -> Result<Vec<Check>> {
+    use std::collections::BTreeMap;
+    let mut by_dataset: BTreeMap<&str, BTreeMap<String, (u64, String)>> = BTreeMap::new();
+    for g in groups {
+        for file in &g.files {
+            let reader = schemas::ShardReader::open(file)?;
+            let cfg: serde_json::Value = serde_json::from_str(&reader.meta().preprocess_config).unwrap_or_default();
+            let sig = ROW_SETTINGS
+                .iter()
+                .map(|k| format!("{k}={}", cfg.get(*k).map_or("?".to_string(), |v| v.to_string())))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let e =
+                by_dataset.entry(g.dataset.as_str()).or_default().entry(sig).or_insert((0, file.display().to_string()));
+            e.0 += 1;
+        }
+    }
+    Ok(by_dataset
+        .into_iter()
+        .map(|(ds, sigs)| {
+            let n = if sigs.len() > 1 { sigs.len() as u64 } else { 0 };
+            let ex = if n > 0 {
+                sigs.iter().map(|(sig, (files, first))| format!("{sig}: {files} files (e.g. {first})")).collect()
+            } else {
+                Vec::new()
+            };
+            Check::from_count(
+                &format!("integrity/mixed_preprocess_config/{ds}"),
+                n,
+                "preprocess configurations in one shard set",
+                ex,
+            )
+        })
+        .collect())
+}

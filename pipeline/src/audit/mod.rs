@@ -205,6 +205,7 @@ fn run_groups(
     };
     report.checks.push(integrity::duplicates(groups, opts)?);
     report.checks.push(integrity::sample_id_syntax(groups, opts)?);
+    report.checks.extend(integrity::mixed_configurations(groups)?);
     lap(&mut report, "duplicates".into());
     progress.start("audit: queries", groups.len() as u64);
     for g in groups {

@@ -77,6 +77,9 @@ pub fn run(
     }
     let part = config.partition;
     let tag = part.tag();
+    // One configuration per folder, one run per part at a time.
+    super::guard::check_run_config(&out, &config)?;
+    let _lock = super::guard::lock_part(&out, &tag)?;
     let clips: Vec<Clip> =
         discover(config.dataset, &config.root)?.into_iter().filter(|c| part.contains(&c.rel_path)).collect();
     let records = load_finished(&progress_dir, &shards_dir, &tag)?;
