@@ -292,18 +292,43 @@ fn every_label_file_deviation_is_an_error_row_or_a_warning_row() {
     };
     let clean_rows = [clean("bp4d", &bp4d), clean("disfa", &disfa)];
     let cases = [
-        LabelCase { name: "bp4d_header_only", dataset: "bp4d", file: bp4d_file.clone(), row: Some("no coded frames") },
-        LabelCase { name: "bp4d_bad_cell", dataset: "bp4d", file: bp4d_file.clone(), row: Some("expected 0, 1 or 9") },
-        LabelCase { name: "bp4d_missing_file", dataset: "bp4d", file: bp4d_file.clone(), row: Some("No such file") },
-        LabelCase { name: "bp4d_bom_crlf_spaces", dataset: "bp4d", file: bp4d_file.clone(), row: None },
-        LabelCase { name: "disfa_missing_line", dataset: "disfa", file: disfa_file.clone(), row: Some("warning") },
+        LabelCase {
+            name: "bp4d_header_only",
+            dataset: "bp4d",
+            file: bp4d_file.clone(),
+            row: Some("no coded frames"),
+            kept: false,
+        },
+        LabelCase {
+            name: "bp4d_bad_cell",
+            dataset: "bp4d",
+            file: bp4d_file.clone(),
+            row: Some("warning: 1 cell(s) stored as unknown (-1): line 3: AU 1: `7`, expected 0, 1 or 9"),
+            kept: true,
+        },
+        LabelCase {
+            name: "bp4d_missing_file",
+            dataset: "bp4d",
+            file: bp4d_file.clone(),
+            row: Some("No such file"),
+            kept: false,
+        },
+        LabelCase { name: "bp4d_bom_crlf_spaces", dataset: "bp4d", file: bp4d_file.clone(), row: None, kept: true },
+        LabelCase {
+            name: "disfa_missing_line",
+            dataset: "disfa",
+            file: disfa_file.clone(),
+            row: Some("warning"),
+            kept: true,
+        },
         LabelCase {
             name: "disfa_bad_intensity",
             dataset: "disfa",
             file: disfa_file.clone(),
-            row: Some("expected 0-5"),
+            row: Some("warning: 1 cell(s) stored as unknown (-1): line 2: intensity `9`, expected 0-5"),
+            kept: true,
         },
-        LabelCase { name: "disfa_bom_crlf_spaces", dataset: "disfa", file: disfa_file.clone(), row: None },
+        LabelCase { name: "disfa_bom_crlf_spaces", dataset: "disfa", file: disfa_file.clone(), row: None, kept: true },
     ];
     for case in &cases {
         let src = if case.dataset == "bp4d" { &bp4d } else { &disfa };

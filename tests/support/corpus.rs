@@ -223,6 +223,9 @@ pub struct LabelCase {
     pub file: String,
     /// What its errors-table row must say (`None`: no row, the input is fine).
     pub row: Option<&'static str>,
+    /// Whether the clip's rows are still written (a warning row: the bad
+    /// cells are stored as unknown) or not (an error row: the clip is skipped).
+    pub kept: bool,
 }
 
 /// Applies `case` to the tree at `root` (made by `mcsfau synth`).

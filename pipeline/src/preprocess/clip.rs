@@ -70,7 +70,10 @@ pub fn process_clip(
         Dataset::Bp4d => {
             let path = bp4d_label_path(root, clip);
             match read_bp4d(&path) {
-                Ok(m) => Some(m),
+                Ok((m, warning)) => {
+                    failures.extend(warning.map(|w| Failure::file(&rel_of(&w.path), "labels", &w.message)));
+                    Some(m)
+                }
                 Err(e) => {
                     failures.push(Failure::file(&rel_of(&path), "labels", format!("{e}")));
                     return Ok(0);

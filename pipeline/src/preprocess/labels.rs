@@ -37,13 +37,42 @@ fn read(path: &Path) -> Result<String> {
     Ok(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text))
 }
 
-/// Reads a BP4D `AU_OCC` file: frame number -> labels of [`BP4D_AUS`].
-pub fn read_bp4d(path: &Path) -> Result<BTreeMap<i64, Labels>> {
-    parse_bp4d(path, &read(path)?)
+/// Reads a BP4D `AU_OCC` file: frame number -> labels of [`BP4D_AUS`], and
+/// the warning (if any) for cells stored as unknown.
+pub fn read_bp4d(path: &Path) -> Result<(BTreeMap<i64, Labels>, Option<LabelWarning>)> {
+    let mut bad = Vec::new();
+    let map = parse_bp4d_cells(path, &read(path)?, &mut bad)?;
+    Ok((map, bad_cells_warning(path, &bad)))
 }
 
-/// Parses the text of a BP4D `AU_OCC` file (`path` only names it in errors).
+/// One warning for the cells of `path` that were stored as unknown (-1):
+/// how many, and the first few with their line.
+fn bad_cells_warning(path: &Path, bad: &[(usize, String)]) -> Option<LabelWarning> {
+    if bad.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = bad.iter().take(3).map(|(line, m)| format!("line {line}: {m}")).collect();
+    let more = if bad.len() > 3 { format!("; and {} more", bad.len() - 3) } else { String::new() };
+    Some(LabelWarning {
+        path: path.to_path_buf(),
+        message: format!("warning: {} cell(s) stored as unknown (-1): {}{more}", bad.len(), shown.join("; ")),
+    })
+}
+
+/// Parses the text of a BP4D `AU_OCC` file (`path` only names it in errors);
+/// a bad label cell is an error here ([`read_bp4d`] stores it as unknown).
 pub fn parse_bp4d(path: &Path, text: &str) -> Result<BTreeMap<i64, Labels>> {
+    let mut cells = Vec::new();
+    let map = parse_bp4d_cells(path, text, &mut cells)?;
+    match cells.first() {
+        Some((line, message)) => Err(bad(path, *line, message.clone())),
+        None => Ok(map),
+    }
+}
+
+/// [`parse_bp4d`], with a bad label cell stored as -1 and described in `bad`
+/// (the file's structure, its header, rows and frame numbers, must hold).
+fn parse_bp4d_cells(path: &Path, text: &str, bad_cells: &mut Vec<(usize, String)>) -> Result<BTreeMap<i64, Labels>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let (_, header) = lines.next().ok_or_else(|| bad(path, 1, "empty file, expected a header row of AU numbers"))?;
@@ -71,7 +100,10 @@ pub fn parse_bp4d(path: &Path, text: &str) -> Result<BTreeMap<i64, Labels>> {
                 Some(0) => 0,
                 Some(1) => 1,
                 Some(9) => -1,
-                _ => return Err(bad(path, lineno, format!("AU {au}: `{}`, expected 0, 1 or 9", cells[c]))),
+                _ => {
+                    bad_cells.push((lineno, format!("AU {au}: `{}`, expected 0, 1 or 9", cells[c])));
+                    -1
+                }
             });
         }
         if out.insert(frame, Labels { occurrence, intensity: Vec::new() }).is_some() {
@@ -115,9 +147,12 @@ pub struct LabelWarning {
 pub fn read_disfa(root: &Path, subject: &str) -> Result<(BTreeMap<i64, Labels>, Vec<LabelWarning>)> {
     let mut per_au = Vec::with_capacity(DISFA_AUS.len());
     let mut paths = Vec::with_capacity(DISFA_AUS.len());
+    let mut warnings = Vec::new();
     for au in DISFA_AUS {
         let path = disfa_label_path(root, subject, au);
-        per_au.push(parse_disfa_au(&path, &read(&path)?)?);
+        let mut bad = Vec::new();
+        per_au.push(parse_disfa_cells(&path, &read(&path)?, &mut bad)?);
+        warnings.extend(bad_cells_warning(&path, &bad));
         paths.push(path);
     }
     let mut out: BTreeMap<i64, Labels> = BTreeMap::new();
@@ -128,10 +163,9 @@ pub fn read_disfa(root: &Path, subject: &str) -> Result<(BTreeMap<i64, Labels>, 
                 intensity: vec![-1; DISFA_AUS.len()],
             });
             l.intensity[k] = intensity;
-            l.occurrence[k] = i8::from(intensity >= DISFA_PRESENT_FROM);
+            l.occurrence[k] = if intensity < 0 { -1 } else { i8::from(intensity >= DISFA_PRESENT_FROM) };
         }
     }
-    let mut warnings = Vec::new();
     for (k, map) in per_au.iter().enumerate() {
         let missing: Vec<i64> = out.keys().filter(|f| !map.contains_key(f)).map(|f| f + 1).collect();
         if !missing.is_empty() {
@@ -168,8 +202,19 @@ fn ranges(v: &[i64]) -> String {
     format!("frames {}", parts.join(", "))
 }
 
-/// Parses one DISFA `_au<N>.txt`: zero-based frame index -> intensity 0-5.
+/// Parses one DISFA `_au<N>.txt`: zero-based frame index -> intensity 0-5;
+/// a bad intensity is an error here ([`read_disfa`] stores it as unknown).
 pub fn parse_disfa_au(path: &Path, text: &str) -> Result<BTreeMap<i64, i8>> {
+    let mut cells = Vec::new();
+    let map = parse_disfa_cells(path, text, &mut cells)?;
+    match cells.first() {
+        Some((line, message)) => Err(bad(path, *line, message.clone())),
+        None => Ok(map),
+    }
+}
+
+/// [`parse_disfa_au`], with a bad intensity stored as -1 and described in `bad`.
+fn parse_disfa_cells(path: &Path, text: &str, bad_cells: &mut Vec<(usize, String)>) -> Result<BTreeMap<i64, i8>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
@@ -185,10 +230,14 @@ pub fn parse_disfa_au(path: &Path, text: &str) -> Result<BTreeMap<i64, i8>> {
         if frame < 1 {
             return Err(bad(path, lineno, format!("frame {frame}: DISFA frame numbers start at 1")));
         }
-        let intensity = parse_number(v)
-            .filter(|v| (0..=5).contains(v))
-            .ok_or_else(|| bad(path, lineno, format!("intensity `{v}`, expected 0-5")))?;
-        if out.insert(frame - 1, intensity as i8).is_some() {
+        let intensity = match parse_number(v).filter(|v| (0..=5).contains(v)) {
+            Some(i) => i as i8,
+            None => {
+                bad_cells.push((lineno, format!("intensity `{v}`, expected 0-5")));
+                -1
+            }
+        };
+        if out.insert(frame - 1, intensity).is_some() {
             return Err(bad(path, lineno, format!("frame {frame} is listed twice")));
         }
     }
@@ -253,6 +302,25 @@ mod tests {
         let disfa = "\u{feff}1, 3\r\n\r\n 2 ,0 \r\n";
         let m = parse_disfa_au(Path::new("SN001_au1.txt"), disfa).unwrap();
         assert_eq!(m.into_iter().collect::<Vec<_>>(), vec![(0, 3), (1, 0)]);
+    }
+
+    #[test]
+    fn a_bad_cell_is_stored_as_unknown_with_one_warning_per_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("F001_T1.csv");
+        std::fs::write(&p, "0,1,2,4,6,7,10,12,14,15,17,23,24\n5,1,x,0,0,0,0,0,0,0,0,0,7\n6,0,0,0,0,0,0,0,0,0,0,0,0\n")
+            .unwrap();
+        let (m, w) = read_bp4d(&p).unwrap();
+        assert_eq!(m[&5].occurrence[..3], [1, -1, 0]);
+        assert_eq!(m[&5].occurrence[11], -1);
+        assert_eq!(m[&6].occurrence, vec![0; 12]);
+        let w = w.unwrap();
+        assert!(
+            w.message.starts_with("warning: 2 cell(s)") && w.message.contains("line 2: AU 2: `x`"),
+            "{}",
+            w.message
+        );
+        assert!(parse_bp4d(&p, &std::fs::read_to_string(&p).unwrap()).is_err(), "the strict parser still refuses");
     }
 
     #[test]
