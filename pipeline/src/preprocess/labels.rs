@@ -62,17 +62,25 @@ fn bad_cells_warning(path: &Path, bad: &[(usize, String)]) -> Option<LabelWarnin
 /// Parses the text of a BP4D `AU_OCC` file (`path` only names it in errors);
 /// a bad label cell is an error here ([`read_bp4d`] stores it as unknown).
 pub fn parse_bp4d(path: &Path, text: &str) -> Result<BTreeMap<i64, Labels>> {
+    strict(path, text, parse_bp4d_cells)
+}
+
+/// Bad label cells: (line, what is wrong), in file order.
+type BadCells = Vec<(usize, String)>;
+
+/// Runs a cell-tolerant parser and turns its first bad cell into an error.
+fn strict<T>(path: &Path, text: &str, parse: fn(&Path, &str, &mut BadCells) -> Result<T>) -> Result<T> {
     let mut cells = Vec::new();
-    let map = parse_bp4d_cells(path, text, &mut cells)?;
+    let value = parse(path, text, &mut cells)?;
     match cells.first() {
         Some((line, message)) => Err(bad(path, *line, message.clone())),
-        None => Ok(map),
+        None => Ok(value),
     }
 }
 
 /// [`parse_bp4d`], with a bad label cell stored as -1 and described in `bad`
 /// (the file's structure, its header, rows and frame numbers, must hold).
-fn parse_bp4d_cells(path: &Path, text: &str, bad_cells: &mut Vec<(usize, String)>) -> Result<BTreeMap<i64, Labels>> {
+fn parse_bp4d_cells(path: &Path, text: &str, bad_cells: &mut BadCells) -> Result<BTreeMap<i64, Labels>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let (_, header) = lines.next().ok_or_else(|| bad(path, 1, "empty file, expected a header row of AU numbers"))?;
@@ -205,16 +213,11 @@ fn ranges(v: &[i64]) -> String {
 /// Parses one DISFA `_au<N>.txt`: zero-based frame index -> intensity 0-5;
 /// a bad intensity is an error here ([`read_disfa`] stores it as unknown).
 pub fn parse_disfa_au(path: &Path, text: &str) -> Result<BTreeMap<i64, i8>> {
-    let mut cells = Vec::new();
-    let map = parse_disfa_cells(path, text, &mut cells)?;
-    match cells.first() {
-        Some((line, message)) => Err(bad(path, *line, message.clone())),
-        None => Ok(map),
-    }
+    strict(path, text, parse_disfa_cells)
 }
 
 /// [`parse_disfa_au`], with a bad intensity stored as -1 and described in `bad`.
-fn parse_disfa_cells(path: &Path, text: &str, bad_cells: &mut Vec<(usize, String)>) -> Result<BTreeMap<i64, i8>> {
+fn parse_disfa_cells(path: &Path, text: &str, bad_cells: &mut BadCells) -> Result<BTreeMap<i64, i8>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
