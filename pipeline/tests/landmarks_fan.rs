@@ -136,6 +136,10 @@ fn tiny_fan_matches_pytorch_crop_heatmaps_and_points() {
 /// Random full-size checkpoints from the reference script, regenerated when
 /// the script changes.
 fn full_checkpoints() -> PathBuf {
+    // Two tests of this binary need the files: one writes them while the
+    // other waits (on a fresh target both would write them at once).
+    static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = WRITING.lock().unwrap_or_else(|e| e.into_inner());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fan_full");
     let script = repo().join("scripts/reference/fan_reference.py");
     let stamp = dir.join("full_io.safetensors");
