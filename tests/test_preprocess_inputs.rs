@@ -136,14 +136,13 @@ fn bp4d_coded_frames_carry_their_labels_and_bad_frames_are_recorded() {
     assert_eq!(spec.au_numbers, vec![1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24]);
 }
 
-#[test]
-fn disfa_label_line_n_pairs_with_decoded_frame_n() {
-    let d = tempfile::tempdir().unwrap();
-    let (root, out) = (d.path().join("raw"), d.path().join("out"));
+/// A DISFA tree: SN001 has 12 flat grey frames (FFV1, every frame a key
+/// frame, so a dropped one spoils no other) whose brightness encodes
+/// their index k (Y = 16 + 20 k, i.e. RGB about 23.3 k) and labels for
+/// frames 1..=14 (two past the end); SN002 has the same video, no labels.
+fn disfa_tree(root: &std::path::Path) -> std::path::PathBuf {
     let videos = root.join("Videos_LeftCamera");
     std::fs::create_dir_all(&videos).unwrap();
-    // 12 flat grey frames whose brightness encodes their decoded index k:
-    // Y = 16 + 20 k, i.e. RGB about 23.3 k.
     let video = videos.join("LeftVideoSN001_comp.avi");
     ffmpeg(&[
         "-f",
@@ -152,19 +151,24 @@ fn disfa_label_line_n_pairs_with_decoded_frame_n() {
         "color=c=black:s=160x120:r=20:d=0.6,format=yuv444p,geq=lum='16+20*N':cb=128:cr=128",
         "-c:v",
         "ffv1",
+        "-g",
+        "1",
         video.to_str().unwrap(),
     ]);
     sidecar(&videos.join("LeftVideoSN001_comp.ldm68.csv"), 0..12);
     std::fs::copy(&video, videos.join("LeftVideoSN002_comp.avi")).unwrap();
     sidecar(&videos.join("LeftVideoSN002_comp.ldm68.csv"), 0..12);
-    // labels for frames 1..=14: two rows past the end of the 12-frame video
     for (j, au) in [1, 2, 4, 6, 9, 12, 25, 26].iter().enumerate() {
         let p = root.join(format!("ActionUnit_Labels/SN001/SN001_au{au}.txt"));
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         let lines: Vec<String> = (1..=14).map(|n| format!("{n},{}", (n + j) % 6)).collect();
         std::fs::write(p, lines.join("\n") + "\n").unwrap();
     }
-    let o = preprocess(&[
+    video
+}
+
+fn preprocess_disfa(root: &std::path::Path, out: &std::path::Path) -> Output {
+    preprocess(&[
         "--dataset",
         "disfa",
         "--root",
@@ -173,7 +177,31 @@ fn disfa_label_line_n_pairs_with_decoded_frame_n() {
         out.to_str().unwrap(),
         "--landmarks",
         "synthetic",
-    ]);
+    ])
+}
+
+/// Every row of SN001: label line k + 1, the crop shows decoded frame k.
+fn assert_rows_pair(rows: &std::collections::BTreeMap<String, Row>) {
+    for (id, r) in rows {
+        let k = r.frame_index;
+        assert_eq!(id, &format!("disfa/SN001/LeftVideoSN001_comp#{k:06}"));
+        // label line N = k + 1 of AU j has intensity (N + j) % 6
+        let want: Vec<i8> = (0..8).map(|j| ((k as usize + 1 + j) % 6) as i8).collect();
+        assert_eq!(r.intensity, want, "frame {k}");
+        assert_eq!(r.occurrence, want.iter().map(|&v| i8::from(v >= 2)).collect::<Vec<_>>());
+        let img = image::load_from_memory(&r.image).unwrap().to_rgb8();
+        let centre = f64::from(img.get_pixel(128, 128)[0]);
+        assert!((centre - 23.29 * k as f64).abs() < 6.0, "frame {k}: centre {centre}");
+        assert_eq!(r.timestamp_ms, k * 50, "20 fps");
+    }
+}
+
+#[test]
+fn disfa_label_line_n_pairs_with_decoded_frame_n() {
+    let d = tempfile::tempdir().unwrap();
+    let (root, out) = (d.path().join("raw"), d.path().join("out"));
+    disfa_tree(&root);
+    let o = preprocess_disfa(&root, &out);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let errors = read_errors(&out.join("errors-p0000of0001.csv"));
     let vid = "Videos_LeftCamera/LeftVideoSN001_comp.avi";
@@ -190,17 +218,31 @@ fn disfa_label_line_n_pairs_with_decoded_frame_n() {
     assert_eq!(errors.len(), 2, "{errors:#?}");
     let rows = read_rows(&out);
     assert_eq!(rows.len(), 12);
-    for (id, r) in &rows {
-        let k = r.frame_index;
-        assert_eq!(id, &format!("disfa/SN001/LeftVideoSN001_comp#{k:06}"));
-        // label line N = k + 1 of AU j has intensity (N + j) % 6
-        let want: Vec<i8> = (0..8).map(|j| ((k as usize + 1 + j) % 6) as i8).collect();
-        assert_eq!(r.intensity, want, "frame {k}");
-        assert_eq!(r.occurrence, want.iter().map(|&v| i8::from(v >= 2)).collect::<Vec<_>>());
-        // and the crop shows decoded frame k
-        let img = image::load_from_memory(&r.image).unwrap().to_rgb8();
-        let centre = f64::from(img.get_pixel(128, 128)[0]);
-        assert!((centre - 23.29 * k as f64).abs() < 6.0, "frame {k}: centre {centre}");
-        assert_eq!(r.timestamp_ms, k * 50, "20 fps");
-    }
+    assert_rows_pair(&rows);
+}
+
+#[test]
+fn a_dropped_disfa_frame_is_a_gap_in_the_errors_table_and_shifts_no_label() {
+    let d = tempfile::tempdir().unwrap();
+    let (root, out) = (d.path().join("raw"), d.path().join("out"));
+    let video = disfa_tree(&root);
+    // Drop the packet of frame 5 (label line 6); the AVI keeps its slot.
+    let whole = d.path().join("whole.avi");
+    std::fs::rename(&video, &whole).unwrap();
+    ffmpeg(&["-i", whole.to_str().unwrap(), "-c", "copy", "-bsf:v", "noise=drop=eq(n\\,5)", video.to_str().unwrap()]);
+    let o = preprocess_disfa(&root, &out);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let errors = read_errors(&out.join("errors-p0000of0001.csv"));
+    let vid = "Videos_LeftCamera/LeftVideoSN001_comp.avi";
+    assert!(
+        has(&errors, vid, "labels", "labelled frames 6..=6 (numbered from 1) are missing from the video"),
+        "{errors:#?}"
+    );
+    assert!(has(&errors, vid, "labels", "(frames 13..=14, numbered from 1) are past the end"), "{errors:#?}");
+    let rows = read_rows(&out);
+    let frames: Vec<i64> = rows.values().map(|r| r.frame_index).collect();
+    assert_eq!(frames, [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]);
+    // Counting decoded frames would pair frames 6.. with lines 6..: here
+    // each keeps its own line and its own picture.
+    assert_rows_pair(&rows);
 }

@@ -6,6 +6,9 @@ use ffmpeg_next as ffmpeg;
 
 use crate::error::{PipelineError, Result};
 
+mod rotate;
+pub use rotate::{rotate_rgb, rotation_degrees, rotation_from_display_matrix, stream_rotation};
+
 /// Versions of the FFmpeg libraries this binary is linked against.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FfmpegVersions {
@@ -62,14 +65,107 @@ fn decode_err(path: &Path, stage: &'static str, e: impl std::fmt::Display) -> Pi
     PipelineError::Decode { path: path.to_path_buf(), stage, message: e.to_string() }
 }
 
-/// Decodes every frame of the best video stream of `path`, calling `keep`
-/// with each frame index to decide whether the frame is converted to RGB and
-/// passed to `sink` (frames not kept are decoded but not converted).
+/// Which frames a decode keeps.
+///
+/// A closure `|index, ts_ms| -> bool` is a choice that may keep any frame
+/// (every frame is decoded, the kept ones converted).
+pub trait FrameChoice {
+    /// Whether the frame at `index` (`ts_ms`) could still be kept, asked
+    /// for each packet before it is decoded. Where it is `false` the decoder
+    /// skips the frame if no other frame refers to it (FFmpeg's
+    /// `skip_frame = noref`: most B-frames), so it must only say `false` for
+    /// frames [`FrameChoice::keep`] would refuse.
+    fn may_keep(&self, _index: i64, _ts_ms: i64) -> bool {
+        true
+    }
+    /// Whether the decoded frame at `index` (`ts_ms`) is converted and
+    /// passed on; asked once per decoded frame, in presentation order.
+    fn keep(&mut self, index: i64, ts_ms: i64) -> bool;
+}
+
+impl<F: FnMut(i64, i64) -> bool> FrameChoice for F {
+    fn keep(&mut self, index: i64, ts_ms: i64) -> bool {
+        self(index, ts_ms)
+    }
+}
+
+/// A packet the decoder refused: its frame is missing from the output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadPacket {
+    /// The frame index the packet's timestamp gives.
+    pub index: i64,
+    /// FFmpeg's error.
+    pub message: String,
+}
+
+/// What a decode did besides producing frames.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecodeReport {
+    /// Frames of the stream through the last one decoded (its index + 1):
+    /// skipped and lost frames before it count.
+    pub frames: u64,
+    /// Frames the decoder produced.
+    pub decoded: u64,
+    /// Frames passed to the sink.
+    pub kept: u64,
+    /// Packets the decoder refused (skipped; decoding went on).
+    pub bad_packets: Vec<BadPacket>,
+    /// Clockwise rotation applied to every frame (0, 90, 180 or 270).
+    pub rotation: u32,
+}
+
+/// More refused packets than this, and more than half of those sent, end
+/// the decode: the file is damaged, not a clip with a bad packet or two.
+pub const MAX_BAD_PACKETS: usize = 100;
+
+/// Presentation time and frame index from a stream's timestamps.
+///
+/// The index is `round((pts - start) * time_base * frame_rate)`, with the
+/// stream's start time (or first frame) as zero and its average frame rate:
+/// AVI's pts is the frame number itself, and a dropped or unreadable frame
+/// leaves a gap instead of shifting every later index. Without a frame rate
+/// (or a pts) frames are counted. Indices always increase.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    time_base: f64,
+    fps: Option<f64>,
+    origin: Option<i64>,
+}
+
+impl Clock {
+    fn new(stream: &ffmpeg::Stream<'_>) -> Self {
+        let tb = stream.time_base();
+        let time_base = f64::from(tb.numerator()) / f64::from(tb.denominator().max(1));
+        let rate = [stream.avg_frame_rate(), stream.rate()]
+            .into_iter()
+            .find(|r| r.numerator() > 0 && r.denominator() > 0)
+            .map(|r| f64::from(r.numerator()) / f64::from(r.denominator()));
+        let start = stream.start_time();
+        let origin = (start != ffmpeg::ffi::AV_NOPTS_VALUE).then_some(start);
+        Self { time_base, fps: rate, origin }
+    }
+
+    fn ms(&self, pts: i64) -> i64 {
+        (pts as f64 * self.time_base * 1000.0).round() as i64
+    }
+
+    fn index(&self, pts: i64) -> Option<i64> {
+        let (fps, origin) = (self.fps?, self.origin?);
+        Some(((pts - origin) as f64 * self.time_base * fps).round() as i64)
+    }
+}
+
+/// Decodes the best video stream of `path` (opened once), asking `choice`
+/// which frames to keep; kept frames are converted to upright RGB (the
+/// stream's rotation applied) and passed to `sink`. Frames that cannot be
+/// kept are skipped where the codec allows (see [`FrameChoice::may_keep`]).
+/// A packet the decoder refuses is recorded in [`DecodeReport::bad_packets`]
+/// and decoding goes on (up to [`MAX_BAD_PACKETS`]).
 pub fn decode_rgb(
     path: &Path,
-    mut keep: impl FnMut(i64, i64) -> bool,
+    mut choice: impl FrameChoice,
     mut sink: impl FnMut(RgbFrame) -> Result<()>,
-) -> Result<u64> {
+) -> Result<DecodeReport> {
     init();
     let mut ictx = ffmpeg::format::input(path).map_err(|e| decode_err(path, "open", e))?;
     let stream = ictx
@@ -77,8 +173,9 @@ pub fn decode_rgb(
         .best(ffmpeg::media::Type::Video)
         .ok_or_else(|| decode_err(path, "find video stream", "no video stream"))?;
     let stream_index = stream.index();
-    let time_base = stream.time_base();
+    let mut clock = Clock::new(&stream);
     let announced = announced_frames(&stream);
+    let rotation = stream_rotation(&stream);
     let ctx = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
         .map_err(|e| decode_err(path, "codec parameters", e))?;
     let mut decoder = ctx.decoder().video().map_err(|e| decode_err(path, "open decoder", e))?;
@@ -88,68 +185,110 @@ pub fn decode_rgb(
         (u32, u32, ffmpeg::format::Pixel),
         (ffmpeg::color::Space, ffmpeg::color::Range),
     )> = None;
-    let mut index: i64 = 0;
+    let mut report = DecodeReport { rotation, ..DecodeReport::default() };
+    let mut last: i64 = -1;
     let mut decoded = ffmpeg::frame::Video::empty();
-    let mut receive = |decoder: &mut ffmpeg::decoder::Video, index: &mut i64| -> Result<()> {
-        while decoder.receive_frame(&mut decoded).is_ok() {
-            let pts = decoded.timestamp().unwrap_or(0);
-            let ts_ms = (pts as f64 * f64::from(time_base.numerator()) / f64::from(time_base.denominator().max(1))
-                * 1000.0)
-                .round() as i64;
-            if keep(*index, ts_ms) {
-                let key = (decoded.width(), decoded.height(), decoded.format());
-                let colour = (decoded.color_space(), decoded.color_range());
-                if scaler.as_ref().map(|s| (s.1, s.2)) != Some((key, colour)) {
-                    let mut s = ffmpeg::software::scaling::Context::get(
-                        key.2,
-                        key.0,
-                        key.1,
-                        ffmpeg::format::Pixel::RGB24,
-                        key.0,
-                        key.1,
-                        ffmpeg::software::scaling::Flags::BILINEAR,
-                    )
-                    .map_err(|e| decode_err(path, "scale", e))?;
-                    set_colour(&mut s, colour.0, colour.1);
-                    scaler = Some((s, key, colour));
+    let mut receive = |decoder: &mut ffmpeg::decoder::Video,
+                       choice: &mut dyn FrameChoice,
+                       clock: &mut Clock,
+                       report: &mut DecodeReport,
+                       last: &mut i64|
+     -> Result<()> {
+        let mut errors = 0;
+        loop {
+            match decoder.receive_frame(&mut decoded) {
+                Ok(()) => {}
+                Err(ffmpeg::Error::Eof) => break,
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => break,
+                Err(e) => {
+                    // A decoder that reports a bad packet on output (the
+                    // frame after the last one returned is missing); it may
+                    // still hold the next frames.
+                    report.bad_packets.push(BadPacket { index: *last + 1, message: e.to_string() });
+                    errors += 1;
+                    if errors > 4 {
+                        break;
+                    }
+                    continue;
                 }
-                let mut rgb = ffmpeg::frame::Video::empty();
-                scaler
-                    .as_mut()
-                    .expect("set above")
-                    .0
-                    .run(&decoded, &mut rgb)
-                    .map_err(|e| decode_err(path, "scale", e))?;
-                sink(RgbFrame {
-                    index: *index,
-                    timestamp_ms: ts_ms,
-                    width: key.0,
-                    height: key.1,
-                    data: packed_rgb(&rgb),
-                })?;
             }
-            *index += 1;
+            let pts = decoded.timestamp();
+            if let (None, Some(p)) = (clock.origin, pts) {
+                clock.origin = Some(p);
+            }
+            let index = pts.and_then(|p| clock.index(p)).map_or(*last + 1, |i| i.max(*last + 1));
+            let ts_ms = pts.map_or(0, |p| clock.ms(p));
+            *last = index;
+            report.decoded += 1;
+            if !choice.keep(index, ts_ms) {
+                continue;
+            }
+            let key = (decoded.width(), decoded.height(), decoded.format());
+            let colour = (decoded.color_space(), decoded.color_range());
+            if scaler.as_ref().map(|s| (s.1, s.2)) != Some((key, colour)) {
+                let mut s = ffmpeg::software::scaling::Context::get(
+                    key.2,
+                    key.0,
+                    key.1,
+                    ffmpeg::format::Pixel::RGB24,
+                    key.0,
+                    key.1,
+                    ffmpeg::software::scaling::Flags::BILINEAR,
+                )
+                .map_err(|e| decode_err(path, "scale", e))?;
+                set_colour(&mut s, colour.0, colour.1);
+                scaler = Some((s, key, colour));
+            }
+            let mut rgb = ffmpeg::frame::Video::empty();
+            scaler.as_mut().expect("set above").0.run(&decoded, &mut rgb).map_err(|e| decode_err(path, "scale", e))?;
+            let frame = RgbFrame { index, timestamp_ms: ts_ms, width: key.0, height: key.1, data: packed_rgb(&rgb) };
+            report.kept += 1;
+            sink(rotate_rgb(frame, rotation))?;
         }
         Ok(())
     };
+    let mut skipping = false;
+    let mut sent = 0usize;
     for (s, packet) in ictx.packets() {
-        if s.index() == stream_index {
-            decoder.send_packet(&packet).map_err(|e| {
-                decode_err(path, "decode", format!("{e} (after {index} frames; the frames before were kept)"))
-            })?;
-            receive(&mut decoder, &mut index)?;
+        if s.index() != stream_index {
+            continue;
         }
+        let at = packet.pts().and_then(|p| clock.index(p).map(|i| (i, clock.ms(p))));
+        let skip = at.is_some_and(|(i, ms)| !choice.may_keep(i, ms));
+        if skip != skipping {
+            decoder.skip_frame(if skip { ffmpeg::Discard::NonReference } else { ffmpeg::Discard::Default });
+            skipping = skip;
+        }
+        sent += 1;
+        if let Err(e) = decoder.send_packet(&packet) {
+            let index = at.map_or(last + 1, |(i, _)| i);
+            report.bad_packets.push(BadPacket { index, message: e.to_string() });
+            let bad = report.bad_packets.len();
+            if bad > MAX_BAD_PACKETS && 2 * bad > sent {
+                return Err(decode_err(
+                    path,
+                    "decode",
+                    format!("{bad} of {sent} packets could not be decoded ({e}); stopped after {} frames, the frames before were kept", last + 1),
+                ));
+            }
+            continue;
+        }
+        receive(&mut decoder, &mut choice, &mut clock, &mut report, &mut last)?;
     }
     decoder.send_eof().map_err(|e| decode_err(path, "decode", e))?;
-    receive(&mut decoder, &mut index)?;
-    if let Some(n) = announced.filter(|&n| truncated(index as u64, n)) {
+    receive(&mut decoder, &mut choice, &mut clock, &mut report, &mut last)?;
+    report.frames = (last + 1) as u64;
+    if let Some(n) = announced.filter(|&n| truncated(report.frames, n)) {
         return Err(decode_err(
             path,
             TRUNCATED,
-            format!("the video ends early: decoded {index} of the {n} frames its header announces (the frames decoded were kept)"),
+            format!(
+                "the video ends early: decoded {} of the {n} frames its header announces (the frames decoded were kept)",
+                report.frames
+            ),
         ));
     }
-    Ok(index as u64)
+    Ok(report)
 }
 
 /// The [`PipelineError::Decode`] stage of a video that decodes fewer frames
@@ -226,109 +365,4 @@ fn packed_rgb(frame: &ffmpeg::frame::Video) -> Vec<u8> {
         out.extend_from_slice(&data[y * stride..y * stride + w * 3]);
     }
     out
-}
-
-/// Clockwise rotation (0, 90, 180 or 270 degrees) a player applies to the
-/// decoded frames of `path`'s best video stream, from the stream's display
-/// matrix (phone videos store portrait clips as rotated landscape frames).
-/// Follows the FFmpeg CLI's autorotate: `theta = -av_display_rotation_get`,
-/// rounded to the nearest multiple of 90.
-pub fn rotation_degrees(path: &Path) -> Result<u32> {
-    init();
-    let ictx = ffmpeg::format::input(path).map_err(|e| decode_err(path, "open", e))?;
-    let stream = ictx
-        .streams()
-        .best(ffmpeg::media::Type::Video)
-        .ok_or_else(|| decode_err(path, "find video stream", "no video stream"))?;
-    let matrix = stream
-        .side_data()
-        .find(|sd| sd.kind() == ffmpeg::codec::packet::side_data::Type::DisplayMatrix)
-        .map(|sd| sd.data().to_vec());
-    Ok(matrix.as_deref().map_or(0, rotation_from_display_matrix))
-}
-
-/// Clockwise degrees from a raw display matrix (nine native-endian i32,
-/// 16.16 fixed point for the first two columns), as FFmpeg's
-/// `av_display_rotation_get` negated and rounded to a multiple of 90.
-pub fn rotation_from_display_matrix(bytes: &[u8]) -> u32 {
-    if bytes.len() < 36 {
-        return 0;
-    }
-    let m = |i: usize| {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(&bytes[4 * i..4 * i + 4]);
-        f64::from(i32::from_ne_bytes(b))
-    };
-    let (m0, m1, m3, m4) = (m(0), m(1), m(3), m(4));
-    let scale0 = m0.hypot(m3);
-    let scale1 = m1.hypot(m4);
-    if scale0 == 0.0 || scale1 == 0.0 {
-        return 0;
-    }
-    // av_display_rotation_get: atan2(m1 / scale1, m0 / scale0) in degrees, negated.
-    let rotation = -(m1 / scale1).atan2(m0 / scale0).to_degrees();
-    let theta = -rotation;
-    let theta = theta - 360.0 * (theta / 360.0 + 0.9 / 360.0).floor();
-    ((theta / 90.0).round() as u32 % 4) * 90
-}
-
-/// Rotates a packed RGB24 frame clockwise by 0, 90, 180 or 270 degrees
-/// (other values leave it unchanged).
-pub fn rotate_rgb(frame: RgbFrame, degrees: u32) -> RgbFrame {
-    let (w, h) = (frame.width as usize, frame.height as usize);
-    let src = &frame.data;
-    let (nw, nh) = match degrees {
-        90 | 270 => (h, w),
-        180 => (w, h),
-        _ => return frame,
-    };
-    // destination (x, y) -> source pixel index
-    let map = |x: usize, y: usize| match degrees {
-        90 => (h - 1 - x) * w + y,
-        180 => (h - 1 - y) * w + (w - 1 - x),
-        _ => x * w + (w - 1 - y),
-    };
-    let mut data = vec![0u8; nw * nh * 3];
-    for y in 0..nh {
-        for x in 0..nw {
-            let s = map(x, y) * 3;
-            let d = (y * nw + x) * 3;
-            data[d..d + 3].copy_from_slice(&src[s..s + 3]);
-        }
-    }
-    RgbFrame { width: nw as u32, height: nh as u32, data, ..frame }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn matrix(a: i32, b: i32, c: i32, d: i32) -> Vec<u8> {
-        [a, b, 0, c, d, 0, 0, 0, 1 << 30].iter().flat_map(|v| v.to_ne_bytes()).collect()
-    }
-
-    #[test]
-    fn display_matrix_rotation_matches_ffmpeg_convention() {
-        let one = 1 << 16;
-        assert_eq!(rotation_from_display_matrix(&matrix(one, 0, 0, one)), 0);
-        // av_display_rotation_set(-90): [0, 1, -1, 0], the CLI turns it 90
-        // degrees clockwise (pixels checked in tests/preprocess_decode.rs).
-        assert_eq!(rotation_from_display_matrix(&matrix(0, one, -one, 0)), 90);
-        assert_eq!(rotation_from_display_matrix(&matrix(-one, 0, 0, -one)), 180);
-        assert_eq!(rotation_from_display_matrix(&matrix(0, -one, one, 0)), 270);
-    }
-
-    #[test]
-    fn rotate_rgb_turns_clockwise() {
-        // 2x1 image: red, green. Clockwise 90 -> 1x2: red on top, green below.
-        let f = RgbFrame { index: 0, timestamp_ms: 0, width: 2, height: 1, data: vec![255, 0, 0, 0, 255, 0] };
-        let r = rotate_rgb(f.clone(), 90);
-        assert_eq!((r.width, r.height), (1, 2));
-        assert_eq!(r.data, vec![255, 0, 0, 0, 255, 0]);
-        let r = rotate_rgb(f.clone(), 180);
-        assert_eq!(r.data, vec![0, 255, 0, 255, 0, 0]);
-        let r = rotate_rgb(f, 270);
-        assert_eq!((r.width, r.height), (1, 2));
-        assert_eq!(r.data, vec![0, 255, 0, 255, 0, 0]);
-    }
 }

@@ -32,7 +32,8 @@ fn decodes_every_frame_of_an_h264_clip() {
             Ok(())
         },
     )
-    .unwrap();
+    .unwrap()
+    .frames;
     assert_eq!(total, expected);
     assert_eq!(frames.len() as u64, expected);
     let f = &frames[10];

@@ -114,7 +114,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (stats, truncated) = match result {
         Ok(stats) => (stats, None),
         Err(e @ pipeline::PipelineError::Decode { .. }) if !rows.is_empty() => {
-            (pipeline::preprocess::decode::DecodeStats { decoded: rows.len() as u64, kept: rows.len() as u64 }, Some(e))
+            let n = rows.len() as u64;
+            (
+                pipeline::preprocess::decode::DecodeStats { frames: n, decoded: n, kept: n, bad_packets: Vec::new() },
+                Some(e),
+            )
         }
         Err(e) => return Err(anyhow::Error::new(e).context(format!("detecting in {}", args.video.display()))),
     };
@@ -135,6 +139,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         report.dataset.name()
     );
     println!("wrote {} and {}", csv.display(), parquet.display());
+    if let Some(first) = stats.bad_packets.first() {
+        eprintln!(
+            "error: {}: {} packets could not be decoded (the first at frame {}: {}); those frames are missing from the tables",
+            args.video.display(),
+            stats.bad_packets.len(),
+            first.index + 1,
+            first.message
+        );
+        return Ok(ExitCode::from(1));
+    }
     if let Some(e) = truncated {
         eprintln!("error: {e}: the tables hold the {} frames before the cut", rows.len());
         return Ok(ExitCode::from(1));

@@ -119,10 +119,12 @@ pub fn process_clip(
                 Some(l) => Select::Indices(l.keys().copied().collect()),
             };
             let mut frame_failures = Vec::new();
+            let mut delivered = BTreeSet::new();
             let mut decode_start = Instant::now();
             let mut decode_nanos = 0u64;
             let result = decode_video(&clip.path, &select, ctx.config.batch_size, |batch| {
                 decode_nanos += decode_start.elapsed().as_nanos() as u64;
+                delivered.extend(batch.iter().map(|f| f.index));
                 let r = handle(batch, &mut frame_failures);
                 decode_start = Instant::now();
                 r
@@ -132,12 +134,24 @@ pub fn process_clip(
             match result {
                 Ok(stats) => {
                     ctx.timers.nanos[stage::DECODE].fetch_add(decode_nanos, Ordering::Relaxed);
-                    ctx.timers.frames[stage::DECODE].fetch_add(stats.decoded, Ordering::Relaxed);
+                    ctx.timers.frames[stage::DECODE].fetch_add(stats.frames, Ordering::Relaxed);
                     if stats.decoded == 0 {
                         failures.push(Failure::file(&clip.rel_path, "decode", "the video stream has no frames"));
                     }
+                    for bad in &stats.bad_packets {
+                        failures.push(Failure::frame(
+                            &clip.rel_path,
+                            bad.index,
+                            "decode",
+                            format!(
+                                "the packet of frame {} could not be decoded ({}); the frame is missing, later frames keep their own indices",
+                                bad.index, bad.message
+                            ),
+                        ));
+                    }
                     if let Select::Indices(wanted) = &select {
-                        past_the_end(clip, wanted, stats.decoded, failures);
+                        gaps(clip, wanted, &delivered, stats.frames, failures);
+                        past_the_end(clip, wanted, stats.frames, failures);
                     }
                 }
                 Err(e @ PipelineError::Decode { .. }) => {
@@ -179,6 +193,31 @@ pub fn process_clip(
         }
     }
     Ok(rows)
+}
+
+/// Labeled frames inside the video that did not come out of the decoder (a
+/// dropped or unreadable frame): one row per run of consecutive frames.
+fn gaps(clip: &Clip, wanted: &BTreeSet<i64>, delivered: &BTreeSet<i64>, frames: u64, failures: &mut Vec<Failure>) {
+    let missing: Vec<i64> = wanted.range(..frames as i64).filter(|i| !delivered.contains(i)).copied().collect();
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for i in missing {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == i => *end = i,
+            _ => runs.push((i, i)),
+        }
+    }
+    for (first, last) in runs {
+        failures.push(Failure::frame(
+            &clip.rel_path,
+            first,
+            "labels",
+            format!(
+                "labelled frames {}..={} (numbered from 1) are missing from the video (dropped or unreadable); their labels are unused, later frames keep theirs (frame numbers come from the timestamps)",
+                first + 1,
+                last + 1
+            ),
+        ));
+    }
 }
 
 /// Labeled frames the video does not have (DISFA label rows past its end).

@@ -4,19 +4,25 @@
 //!   variable-frame-rate files sample evenly in time: the first frame is kept,
 //!   then the first frame at or after each next multiple of `1/fps` seconds
 //!   (counted from the first frame's time). `fps <= 0` keeps every frame.
+//!   Frames between sampling times that no other frame refers to are not
+//!   decoded at all (FFmpeg's `skip_frame = noref`); the kept frames are
+//!   the same as with a full decode.
 //! * DISFA keeps the labeled frames: label frame `n` (numbered from 1) is
-//!   the `n`-th decoded frame, zero-based index `n - 1` (see `labels`).
+//!   the frame with zero-based index `n - 1` (see `labels`). Indices come
+//!   from the frames' timestamps, not from counting, so a dropped or
+//!   unreadable frame leaves a gap (reported) and shifts no label.
 //! * BP4D frames are JPEG files: only the coded frame numbers are read.
 //!
 //! Rotation metadata is applied as a player would (clockwise 90/180/270,
-//! [`crate::video::rotation_degrees`]); odd sizes and any codec FFmpeg decodes
+//! [`crate::video::rotation_degrees`], read from the context the decoder
+//! opened: each file is opened once); odd sizes and any codec FFmpeg decodes
 //! (H.264, HEVC, MPEG-4, ...) go through [`crate::video::decode_rgb`].
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::error::{PipelineError, Result};
-use crate::video::{self, RgbFrame};
+use crate::video::{self, BadPacket, FrameChoice, RgbFrame};
 
 /// Which decoded frames of a video to keep.
 #[derive(Debug, Clone)]
@@ -58,13 +64,54 @@ impl FpsSampler {
     }
 }
 
+impl FpsSampler {
+    /// Whether a frame at `ts_ms` could be kept by [`FpsSampler::keep`]
+    /// without changing its state: `false` only for frames before the next
+    /// sampling time (they are never kept, so the decoder may skip them).
+    pub fn may_keep(&self, ts_ms: i64) -> bool {
+        match self.start_ms {
+            _ if self.fps <= 0.0 => true,
+            None => true,
+            Some(start) => (ts_ms - start) as f64 + 1e-6 >= self.next_ms,
+        }
+    }
+}
+
+/// [`Select`] as the decoder's [`FrameChoice`].
+struct Chooser<'a> {
+    select: &'a Select,
+    sampler: Option<FpsSampler>,
+}
+
+impl FrameChoice for Chooser<'_> {
+    fn may_keep(&self, index: i64, ts_ms: i64) -> bool {
+        match (&self.sampler, self.select) {
+            (Some(s), _) => s.may_keep(ts_ms),
+            (None, Select::Indices(set)) => set.contains(&index),
+            (None, Select::Fps(_)) => true,
+        }
+    }
+
+    fn keep(&mut self, index: i64, ts_ms: i64) -> bool {
+        match (&mut self.sampler, self.select) {
+            (Some(s), _) => s.keep(ts_ms),
+            (None, Select::Indices(set)) => set.contains(&index),
+            (None, Select::Fps(_)) => true,
+        }
+    }
+}
+
 /// What decoding a video produced besides its frames.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DecodeStats {
-    /// Frames decoded (kept or not).
+    /// Frames of the stream through the last one decoded (skipped ones count).
+    pub frames: u64,
+    /// Frames the decoder produced (kept or not).
     pub decoded: u64,
     /// Frames kept and handed to the sink.
     pub kept: u64,
+    /// Packets the decoder refused (their frames are missing).
+    pub bad_packets: Vec<BadPacket>,
 }
 
 /// Decodes `path`, hands kept frames (upright) to `sink` in batches of up to
@@ -76,22 +123,15 @@ pub fn decode_video(
     batch: usize,
     mut sink: impl FnMut(Vec<RgbFrame>) -> Result<()>,
 ) -> Result<DecodeStats> {
-    let rotation = video::rotation_degrees(path)?;
-    let mut sampler = match select {
+    let sampler = match select {
         Select::Fps(f) => Some(FpsSampler::new(*f)),
         Select::Indices(_) => None,
     };
-    let mut keep = |index: i64, ts: i64| match (&mut sampler, select) {
-        (Some(s), _) => s.keep(ts),
-        (None, Select::Indices(set)) => set.contains(&index),
-        (None, Select::Fps(_)) => true,
-    };
+    let chooser = Chooser { select, sampler };
     let mut pending: Vec<RgbFrame> = Vec::with_capacity(batch);
     let mut sink_error: Option<PipelineError> = None;
-    let mut kept = 0u64;
-    let result = video::decode_rgb(path, &mut keep, |frame| {
-        kept += 1;
-        pending.push(video::rotate_rgb(frame, rotation));
+    let result = video::decode_rgb(path, chooser, |frame| {
+        pending.push(frame);
         if pending.len() >= batch.max(1) {
             if let Err(e) = sink(std::mem::take(&mut pending)) {
                 sink_error = Some(e);
@@ -108,8 +148,8 @@ pub fn decode_video(
     if !pending.is_empty() && matches!(&result, Ok(_) | Err(PipelineError::Decode { .. })) {
         sink(pending)?;
     }
-    let decoded = result?;
-    Ok(DecodeStats { decoded, kept })
+    let r = result?;
+    Ok(DecodeStats { frames: r.frames, decoded: r.decoded, kept: r.kept, bad_packets: r.bad_packets })
 }
 
 /// Decodes one JPEG frame file (BP4D) to RGB; `key` becomes its index and
