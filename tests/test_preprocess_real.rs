@@ -82,23 +82,49 @@ fn fan_backend_runs_through_preprocess() {
     let data = pyfeat_videos();
     let d = tempfile::tempdir().unwrap();
     let (root, out) = (d.path().join("raw"), d.path().join("out"));
-    let p = root.join("dev/mp4/id90001/pyfeat/00001.mp4");
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::copy(data.join("single_face.mp4"), &p).unwrap();
+    // Six clips, three workers, one unit per clip: the FAN service must
+    // batch crops of several clips, and the run must finish (no worker may
+    // wait for a backend another job of its own thread holds).
+    for k in 1..=6 {
+        let p = root.join(format!("dev/mp4/id9000{k}/pyfeat/00001.mp4"));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::copy(data.join("single_face.mp4"), &p).unwrap();
+    }
     let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline/tests/data/fan_tiny.safetensors");
-    let o = mcsfau()
-        .args(["preprocess", "--quiet", "--dataset", "voxceleb2", "--fps", "1", "--root"])
+    let mut child = mcsfau()
+        .args(["preprocess", "--quiet", "--dataset", "voxceleb2", "--fps", "1", "--jobs", "3", "--clips-per-unit", "1"])
+        .args(["--batch-size", "64", "--batch-wait-ms", "3000", "--root"])
         .arg(&root)
         .arg("--out")
         .arg(&out)
         .arg("--landmarks")
         .arg(format!("fan:{}", weights.display()))
-        .output()
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(300) {
+            child.kill().unwrap();
+            panic!("preprocess with the fan service did not finish in 300 s (a deadlock?)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
     let rows = read_rows(&out);
-    assert_eq!(rows.len(), 3, "2.4 s at 1 fps");
+    assert_eq!(rows.len(), 18, "6 clips x 2.4 s at 1 fps");
     assert!(rows.values().all(|r| r.source == "fan" && r.landmarks.iter().all(|v| v.is_finite())));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary-p0000of0001.json")).unwrap()).unwrap();
+    let b = &summary["landmark_batches"];
+    assert_eq!(b["crops"], 18, "{b}");
+    assert!(b["max_clips"].as_u64().unwrap() >= 2 && b["multi_clip_batches"].as_u64().unwrap() >= 1, "{b}");
+    assert!(b["batches"].as_u64().unwrap() < 6, "fewer forward passes than clips: {b}");
 
     let bad = mcsfau()
         .args([

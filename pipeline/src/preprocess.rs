@@ -57,8 +57,11 @@ pub struct PreprocessConfig {
     pub jpeg_quality: u8,
     /// Worker threads (decode, align, encode; one landmark backend each on CPU).
     pub jobs: usize,
-    /// Frames per landmark batch.
+    /// Frames per landmark batch of a clip; crops per FAN forward pass.
     pub batch_size: usize,
+    /// Weights and activations of the FAN network.
+    #[serde(default)]
+    pub landmark_precision: crate::landmarks::fan::Precision,
     /// Clips per work unit (one shard file and one completion record each).
     pub clips_per_unit: usize,
     /// This run's part of the clips.
@@ -67,7 +70,7 @@ pub struct PreprocessConfig {
 
 impl PreprocessConfig {
     /// Defaults for `dataset`: 1 fps, 256 px crops, JPEG quality 90, all
-    /// cores, batches of 32 frames, 64 VoxCeleb2 clips (a few hundred frames)
+    /// cores, batches of 64 frames, 64 VoxCeleb2 clips (a few hundred frames)
     /// or 1 BP4D/DISFA clip (hundreds to thousands of frames) per unit.
     pub fn new(dataset: Dataset, root: PathBuf, out: PathBuf) -> Self {
         Self {
@@ -80,7 +83,8 @@ impl PreprocessConfig {
             crop_size: 256,
             jpeg_quality: 90,
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            batch_size: 32,
+            batch_size: 64,
+            landmark_precision: crate::landmarks::fan::Precision::F32,
             clips_per_unit: if dataset == Dataset::Voxceleb2 { 64 } else { 1 },
             partition: Partition::default(),
         }

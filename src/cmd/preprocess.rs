@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
+use pipeline::preprocess::backend::ServiceOptions;
 use pipeline::preprocess::{self, BackendPool, Dataset, LandmarkSpec, Partition, PreprocessConfig};
 
 /// Arguments of `mcsfau preprocess`.
@@ -43,9 +44,16 @@ pub struct Args {
     /// Worker threads [default: all cores].
     #[arg(long, value_parser = super::num::count(1, 1024))]
     pub jobs: Option<usize>,
-    /// Frames per landmark batch.
-    #[arg(long, default_value_t = 32, value_parser = super::num::count(1, 4096))]
+    /// Frames per landmark batch of a clip, and crops per forward pass of the
+    /// fan network (one inference service batches crops across clips).
+    #[arg(long, default_value_t = 64, value_parser = super::num::count(1, 4096))]
     pub batch_size: usize,
+    /// Weights and activations of the fan network: f32, or f16/bf16 (meant for cuda).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f16", "bf16"])]
+    pub landmark_precision: String,
+    /// Milliseconds the fan service waits for more crops while a batch is not full.
+    #[arg(long, default_value_t = 10, value_parser = super::num::count(0, 60_000))]
+    pub batch_wait_ms: usize,
     /// Clips per work unit (one shard file each; the granularity of resuming) [default: 64 for voxceleb2, 1 otherwise].
     #[arg(long, value_parser = super::num::count(1, 1_000_000))]
     pub clips_per_unit: Option<usize>,
@@ -98,6 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.crop_size = args.crop_size;
     config.jpeg_quality = args.jpeg_quality;
     config.batch_size = args.batch_size.max(1);
+    config.landmark_precision = args.landmark_precision.parse()?;
     config.partition = partition;
     if let Some(j) = args.jobs {
         config.jobs = j.max(1);
@@ -107,7 +116,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     // Fail on a bad --root/--out before loading any model.
     preprocess::run::check_paths(&config)?;
-    let pool = BackendPool::create(&spec, &config.device, config.jobs)
+    let service = ServiceOptions {
+        batch: config.batch_size,
+        precision: config.landmark_precision,
+        max_wait: std::time::Duration::from_millis(args.batch_wait_ms as u64),
+    };
+    let pool = BackendPool::create_with(&spec, &config.device, config.jobs, service)
         .with_context(|| format!("cannot start the `{}` landmark backend", args.landmarks))?;
     let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(

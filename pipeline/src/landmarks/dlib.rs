@@ -106,6 +106,18 @@ impl LandmarkBackend for DlibBackend {
     fn detect(&mut self, frames: &[FrameRef<'_>]) -> Result<Vec<Option<Face68>>> {
         self.detect_frames(frames)
     }
+
+    fn has_detector(&self) -> bool {
+        true
+    }
+
+    fn find_faces(&mut self, frames: &[FrameRef<'_>]) -> Result<Vec<Vec<DetectedFace>>> {
+        self.detector.detect_all(frames)
+    }
+
+    fn points_in_boxes(&mut self, frames: &[FrameRef<'_>], boxes: &[[f32; 4]]) -> Result<Vec<Face68>> {
+        self.landmarks_in_boxes(frames, boxes)
+    }
 }
 
 impl DlibBackend {

@@ -14,6 +14,7 @@
 
 mod crop;
 mod net;
+pub mod service;
 mod weights;
 
 use std::path::Path;
@@ -26,7 +27,7 @@ pub use net::{Fan, FanConfig, Pool, FAN_POINTS};
 pub use weights::{read_config, FORMAT};
 
 use crate::error::{PipelineError, Result};
-use crate::landmarks::dlib::{check_frame, DetectorConfig, FaceDetector};
+use crate::landmarks::dlib::{check_frame, DetectedFace, DetectorConfig, FaceDetector};
 use crate::landmarks::{Face68, FrameRef, LandmarkBackend};
 
 /// Faces per forward pass by default (2DFAN4 at 256x256 needs ~40 MB of
@@ -78,43 +79,102 @@ impl FanBackend {
     /// Landmarks for caller-given face boxes (x0, y0, x1, y1 in source
     /// pixels, as a face detector reports them), one per frame.
     pub fn landmarks_in_boxes(&self, frames: &[FrameRef<'_>], boxes: &[[f32; 4]]) -> Result<Vec<Face68>> {
-        if frames.len() != boxes.len() {
-            return Err(PipelineError::Landmarks {
-                backend: "fan",
-                frame: frames.len().min(boxes.len()),
-                message: format!("{} frames but {} face boxes", frames.len(), boxes.len()),
-            });
-        }
-        for (i, frame) in frames.iter().enumerate() {
-            check_frame("fan", frame, i)?;
-        }
+        check_inputs(frames, boxes)?;
         let mut faces = Vec::with_capacity(frames.len());
         for (chunk_frames, chunk_boxes) in frames.chunks(self.batch_size).zip(boxes.chunks(self.batch_size)) {
-            let transforms: Vec<CropTransform> = chunk_boxes.iter().map(|b| CropTransform::from_box(*b)).collect();
-            let heatmaps = self.heatmaps(chunk_frames, &transforms);
-            let per_face = FAN_POINTS as usize * HEATMAP * HEATMAP;
-            for (k, t) in transforms.iter().enumerate() {
-                let (points, score) = decode(&heatmaps[k * per_face..(k + 1) * per_face], t);
-                faces.push(Face68 { points, score, face_box: chunk_boxes[k] });
-            }
+            let (input, transforms) = cut_crops(chunk_frames, chunk_boxes);
+            let heatmaps = run_net(&self.net, self.vs.device(), Precision::F32, &input, chunk_frames.len());
+            faces.extend(decode_all(&heatmaps, &transforms, chunk_boxes));
         }
         Ok(faces)
     }
+}
 
-    /// Cuts the crops, runs the network, returns the last stack's heatmaps
-    /// on the CPU as [N, 68, 64, 64] row-major.
-    fn heatmaps(&self, frames: &[FrameRef<'_>], transforms: &[CropTransform]) -> Vec<f32> {
-        let plane = 3 * CROP * CROP;
-        let mut input = vec![0f32; frames.len() * plane];
-        input.par_chunks_mut(plane).zip(frames.par_iter().zip(transforms)).for_each(|(out, (f, t))| t.cut(f, out));
-        let n = frames.len() as i64;
-        let xs = Tensor::from_slice(&input).view([n, 3, CROP as i64, CROP as i64]).to_device(self.vs.device());
-        let hm = tch::no_grad(|| self.net.forward(&xs)).to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
-        let len = hm.numel();
-        let mut out = vec![0f32; len];
-        hm.copy_data(&mut out, len);
-        out
+/// Floating-point format of the network's weights and activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit float (the reference).
+    #[default]
+    F32,
+    /// IEEE half precision (CUDA).
+    F16,
+    /// bfloat16.
+    Bf16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = PipelineError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f32" => Ok(Self::F32),
+            "f16" => Ok(Self::F16),
+            "bf16" => Ok(Self::Bf16),
+            _ => Err(PipelineError::Config(format!("unknown precision `{s}`, expected f32, f16 or bf16"))),
+        }
     }
+}
+
+impl Precision {
+    /// The tensor kind.
+    pub fn kind(self) -> Kind {
+        match self {
+            Self::F32 => Kind::Float,
+            Self::F16 => Kind::Half,
+            Self::Bf16 => Kind::BFloat16,
+        }
+    }
+}
+
+/// Checks frames and boxes for [`FanBackend::landmarks_in_boxes`] and the
+/// inference service's clients.
+pub(crate) fn check_inputs(frames: &[FrameRef<'_>], boxes: &[[f32; 4]]) -> Result<()> {
+    if frames.len() != boxes.len() {
+        return Err(PipelineError::Landmarks {
+            backend: "fan",
+            frame: frames.len().min(boxes.len()),
+            message: format!("{} frames but {} face boxes", frames.len(), boxes.len()),
+        });
+    }
+    frames.iter().enumerate().try_for_each(|(i, f)| check_frame("fan", f, i))
+}
+
+/// Cuts the 256x256 crops (CPU, in parallel): planar RGB in [0, 1],
+/// [N, 3, 256, 256] row-major, and their transforms.
+pub(crate) fn cut_crops(frames: &[FrameRef<'_>], boxes: &[[f32; 4]]) -> (Vec<f32>, Vec<CropTransform>) {
+    let transforms: Vec<CropTransform> = boxes.iter().map(|b| CropTransform::from_box(*b)).collect();
+    let plane = 3 * CROP * CROP;
+    let mut input = vec![0f32; frames.len() * plane];
+    input.par_chunks_mut(plane).zip(frames.par_iter().zip(&transforms)).for_each(|(out, (f, t))| t.cut(f, out));
+    (input, transforms)
+}
+
+/// Runs the network on `n` crops; the last stack's heatmaps on the CPU as
+/// [N, 68, 64, 64] row-major f32.
+pub(crate) fn run_net(net: &Fan, device: Device, precision: Precision, input: &[f32], n: usize) -> Vec<f32> {
+    let xs = Tensor::from_slice(input)
+        .view([n as i64, 3, CROP as i64, CROP as i64])
+        .to_device(device)
+        .to_kind(precision.kind());
+    let hm = tch::no_grad(|| net.forward(&xs)).to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+    let len = hm.numel();
+    let mut out = vec![0f32; len];
+    hm.copy_data(&mut out, len);
+    out
+}
+
+/// Points and scores from heatmaps, one face per transform.
+pub(crate) fn decode_all(heatmaps: &[f32], transforms: &[CropTransform], boxes: &[[f32; 4]]) -> Vec<Face68> {
+    let per_face = FAN_POINTS as usize * HEATMAP * HEATMAP;
+    transforms
+        .iter()
+        .zip(boxes)
+        .enumerate()
+        .map(|(k, (t, b))| {
+            let (points, score) = decode(&heatmaps[k * per_face..(k + 1) * per_face], t);
+            Face68 { points, score, face_box: *b }
+        })
+        .collect()
 }
 
 impl LandmarkBackend for FanBackend {
@@ -124,6 +184,18 @@ impl LandmarkBackend for FanBackend {
 
     fn detect(&mut self, frames: &[FrameRef<'_>]) -> Result<Vec<Option<Face68>>> {
         self.detect_frames(frames)
+    }
+
+    fn has_detector(&self) -> bool {
+        true
+    }
+
+    fn find_faces(&mut self, frames: &[FrameRef<'_>]) -> Result<Vec<Vec<DetectedFace>>> {
+        self.detector.detect_all(frames)
+    }
+
+    fn points_in_boxes(&mut self, frames: &[FrameRef<'_>], boxes: &[[f32; 4]]) -> Result<Vec<Face68>> {
+        self.landmarks_in_boxes(frames, boxes)
     }
 }
 

@@ -13,6 +13,8 @@ use crate::error::Result;
 pub mod dlib;
 pub mod fan;
 
+pub use dlib::DetectedFace;
+
 /// Points in the iBUG-68 scheme.
 pub const NUM_POINTS_68: usize = 68;
 /// Points kept for MC-SFAU (SPEC.md, "49 points from 68").
@@ -70,11 +72,40 @@ pub struct FrameRef<'a> {
 
 /// A landmark backend. Works on batches so network backends can use the GPU
 /// efficiently; returns one entry per frame, `None` where no face was found.
+///
+/// Backends with a face detector (`fan`, `dlib`) also expose its two halves,
+/// so preprocess can follow a face from frame to frame
+/// (`preprocess::track`): [`LandmarkBackend::find_faces`] and
+/// [`LandmarkBackend::points_in_boxes`].
 pub trait LandmarkBackend: Send {
     /// Name stored in the shards' `landmark_source` column.
     fn name(&self) -> &'static str;
     /// Finds the most prominent face in each frame.
     fn detect(&mut self, frames: &[FrameRef<'_>]) -> Result<Vec<Option<Face68>>>;
+    /// Tags the next calls with the clip they serve (a batching backend
+    /// reports how many clips shared a batch); no-op by default.
+    fn set_clip(&mut self, _clip: u64) {}
+    /// Whether the backend finds faces itself (and so can track them);
+    /// `false` for points the dataset gives.
+    fn has_detector(&self) -> bool {
+        false
+    }
+    /// Every face the detector finds in each frame, with its score.
+    fn find_faces(&mut self, frames: &[FrameRef<'_>]) -> Result<Vec<Vec<DetectedFace>>> {
+        Err(crate::error::PipelineError::Config(format!(
+            "the `{}` landmark backend has no face detector ({} frames asked)",
+            self.name(),
+            frames.len()
+        )))
+    }
+    /// Landmarks for caller-given face boxes (detector convention), one per frame.
+    fn points_in_boxes(&mut self, frames: &[FrameRef<'_>], boxes: &[[f32; 4]]) -> Result<Vec<Face68>> {
+        Err(crate::error::PipelineError::Config(format!(
+            "the `{}` landmark backend takes no face boxes ({} asked)",
+            self.name(),
+            boxes.len().min(frames.len())
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -3,11 +3,13 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use crate::error::{PipelineError, Result};
 use crate::landmarks::dlib::{DetectorConfig, DlibBackend, DlibConfig};
-use crate::landmarks::fan::FanBackend;
+use crate::landmarks::fan::service::{BatchStats, FanService, DEFAULT_MAX_WAIT, DEFAULT_SERVICE_BATCH};
+use crate::landmarks::fan::{FanBackend, Precision};
 use crate::landmarks::given::{GivenBackend, GivenKind};
 use crate::landmarks::LandmarkBackend;
 
@@ -33,9 +35,8 @@ impl LandmarkSpec {
         matches!(self, Self::Dataset | Self::Synthetic)
     }
 
-    /// Whether one backend instance serves every worker rather than one per
-    /// worker thread: the FAN network (batched; on CPU libtorch already uses
-    /// every core inside one forward pass).
+    /// Whether one network serves every worker (the FAN inference service)
+    /// rather than one backend per worker thread.
     pub fn shared(&self) -> bool {
         matches!(self, Self::Fan { .. })
     }
@@ -58,6 +59,19 @@ impl FromStr for LandmarkSpec {
     }
 }
 
+/// The device of `--device` (`cpu` or `cuda`), refusing `cuda` where
+/// libtorch sees none.
+pub fn torch_device(device: &str) -> Result<tch::Device> {
+    match device {
+        "cpu" => Ok(tch::Device::Cpu),
+        "cuda" if tch::Cuda::is_available() => Ok(tch::Device::Cuda(0)),
+        "cuda" => {
+            Err(PipelineError::Config("--device cuda: libtorch sees no CUDA device (see `mcsfau doctor`)".into()))
+        }
+        other => Err(PipelineError::Config(format!("unknown device `{other}`, expected cpu or cuda"))),
+    }
+}
+
 /// Builds one backend for `spec` on `device` (`cpu` or `cuda`).
 pub fn create(spec: &LandmarkSpec, device: &str) -> Result<Box<dyn LandmarkBackend>> {
     match spec {
@@ -65,56 +79,99 @@ pub fn create(spec: &LandmarkSpec, device: &str) -> Result<Box<dyn LandmarkBacke
         LandmarkSpec::Dataset => Ok(Box::new(GivenBackend::new(GivenKind::Dataset))),
         LandmarkSpec::Dlib => Ok(Box::new(DlibBackend::new(&DlibConfig::default())?)),
         LandmarkSpec::Fan { weights } => {
-            let device = match device {
-                "cpu" => tch::Device::Cpu,
-                "cuda" if tch::Cuda::is_available() => tch::Device::Cuda(0),
-                "cuda" => {
-                    return Err(PipelineError::Config(
-                        "--device cuda: libtorch sees no CUDA device (see `mcsfau doctor`)".into(),
-                    ))
-                }
-                other => return Err(PipelineError::Config(format!("unknown device `{other}`, expected cpu or cuda"))),
-            };
-            Ok(Box::new(FanBackend::load(weights, device, DetectorConfig::default())?))
+            Ok(Box::new(FanBackend::load(weights, torch_device(device)?, DetectorConfig::default())?))
         }
     }
 }
 
-/// Backends shared by worker threads: a thread takes a free one for a batch
-/// and gives it back.
+/// How a pool makes one more backend when every one is busy.
+type Make = Box<dyn Fn() -> Box<dyn LandmarkBackend> + Send + Sync>;
+
+/// Backends used by worker threads: a thread takes a free one for a batch
+/// and gives it back. No lock is held while a backend runs, and a pool
+/// with a maker never waits: when every backend is busy (a rayon worker
+/// that picked up a second unit while waiting inside the first) it makes
+/// one more, so no thread ever waits for a backend its own stack holds.
 pub struct BackendPool {
     slots: Mutex<Vec<Box<dyn LandmarkBackend>>>,
     freed: Condvar,
+    make: Option<Make>,
     name: &'static str,
+    service: Option<Arc<FanService>>,
+}
+
+/// Options of the pool's FAN service.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceOptions {
+    /// Crops per forward pass.
+    pub batch: usize,
+    /// Weights and activations.
+    pub precision: Precision,
+    /// Longest wait for more crops while a batch is not full.
+    pub max_wait: Duration,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        Self { batch: DEFAULT_SERVICE_BATCH, precision: Precision::F32, max_wait: DEFAULT_MAX_WAIT }
+    }
 }
 
 impl BackendPool {
-    /// A pool of `n` backends for `spec` (one when the spec is shared).
+    /// A pool of `n` backends for `spec`. `fan` starts one inference
+    /// service (one network on `device`) and gives each worker a client.
     pub fn create(spec: &LandmarkSpec, device: &str, n: usize) -> Result<Self> {
-        let n = if spec.shared() { 1 } else { n.max(1) };
+        Self::create_with(spec, device, n, ServiceOptions::default())
+    }
+
+    /// [`BackendPool::create`] with the FAN service's batch and precision.
+    pub fn create_with(spec: &LandmarkSpec, device: &str, n: usize, service: ServiceOptions) -> Result<Self> {
+        let n = n.max(1);
         if device != "cpu" && !matches!(spec, LandmarkSpec::Fan { .. }) {
             tracing::warn!(device, "only the fan backend uses --device; {spec:?} runs on the CPU");
         }
-        if *spec == LandmarkSpec::Dlib {
-            // One shape predictor (~100 MB, ~1 s to load) shared by every
-            // worker; each worker gets its own HOG detectors.
-            let first = DlibBackend::new(&DlibConfig::default())?;
-            let predictor = first.predictor().clone();
-            let detector = DlibConfig::default().detector;
-            let mut backends: Vec<Box<dyn LandmarkBackend>> = vec![Box::new(first)];
-            for _ in 1..n {
-                backends.push(Box::new(DlibBackend::with_predictor(predictor.clone(), detector)));
+        let make: Make = match spec {
+            LandmarkSpec::Dlib => {
+                // One shape predictor (~100 MB, ~1 s to load) shared by every
+                // worker; each worker gets its own HOG detectors.
+                let predictor = DlibBackend::new(&DlibConfig::default())?.predictor().clone();
+                let detector = DlibConfig::default().detector;
+                Box::new(move || Box::new(DlibBackend::with_predictor(predictor.clone(), detector)))
             }
-            return Ok(Self::new(backends));
-        }
-        let backends = (0..n).map(|_| create(spec, device)).collect::<Result<Vec<_>>>()?;
-        Ok(Self::new(backends))
+            LandmarkSpec::Fan { weights } => {
+                let dev = torch_device(device)?;
+                if dev == tch::Device::Cpu && service.precision != Precision::F32 {
+                    tracing::warn!(precision = ?service.precision, "reduced precision on the CPU is slow; it is meant for CUDA");
+                }
+                let s = Arc::new(FanService::start(
+                    weights,
+                    dev,
+                    service.precision,
+                    (service.batch, service.max_wait),
+                    DetectorConfig::default(),
+                )?);
+                let pool = Self::with_maker(n, {
+                    let s = s.clone();
+                    Box::new(move || Box::new(s.client()))
+                });
+                return Ok(Self { service: Some(s), ..pool });
+            }
+            LandmarkSpec::Synthetic => Box::new(|| Box::new(GivenBackend::new(GivenKind::Synthetic))),
+            LandmarkSpec::Dataset => Box::new(|| Box::new(GivenBackend::new(GivenKind::Dataset))),
+        };
+        Ok(Self::with_maker(n, make))
     }
 
-    /// A pool of the given backends (at least one).
+    fn with_maker(n: usize, make: Make) -> Self {
+        let backends: Vec<_> = (0..n).map(|_| make()).collect();
+        Self { make: Some(make), ..Self::new(backends) }
+    }
+
+    /// A pool of the given backends (at least one); a thread waits when
+    /// every one is busy.
     pub fn new(backends: Vec<Box<dyn LandmarkBackend>>) -> Self {
         let name = backends.first().map_or("none", |b| b.name());
-        Self { slots: Mutex::new(backends), freed: Condvar::new(), name }
+        Self { slots: Mutex::new(backends), freed: Condvar::new(), make: None, name, service: None }
     }
 
     /// The backends' name (the `landmark_source` column).
@@ -122,13 +179,21 @@ impl BackendPool {
         self.name
     }
 
-    /// Runs `f` with a free backend, waiting for one if all are busy.
+    /// How the FAN service filled its batches (`None` for other backends).
+    pub fn batch_stats(&self) -> Option<BatchStats> {
+        self.service.as_ref().map(|s| s.stats())
+    }
+
+    /// Runs `f` with a free backend (made, or waited for, if all are busy).
     pub fn with<R>(&self, f: impl FnOnce(&mut dyn LandmarkBackend) -> R) -> R {
         let mut backend = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             loop {
                 if let Some(b) = slots.pop() {
                     break b;
+                }
+                if let Some(make) = &self.make {
+                    break make();
                 }
                 slots = self.freed.wait(slots).unwrap_or_else(|p| p.into_inner());
             }
@@ -156,10 +221,7 @@ mod tests {
         assert!(LandmarkSpec::Synthetic.needs_given() && !LandmarkSpec::Dlib.needs_given());
     }
 
-    #[test]
-    fn the_pool_hands_out_every_backend_across_threads() {
-        let pool = BackendPool::create(&LandmarkSpec::Synthetic, "cpu", 2).unwrap();
-        assert_eq!(pool.name(), "synthetic");
+    fn hammer(pool: &BackendPool) {
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
@@ -169,6 +231,28 @@ mod tests {
                 });
             }
         });
-        assert_eq!(pool.slots.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_fixed_pool_hands_out_every_backend_across_threads() {
+        let pool = BackendPool::new(vec![
+            Box::new(GivenBackend::new(GivenKind::Synthetic)),
+            Box::new(GivenBackend::new(GivenKind::Synthetic)),
+        ]);
+        assert_eq!(pool.name(), "synthetic");
+        hammer(&pool);
+        assert_eq!(pool.slots.lock().unwrap().len(), 2, "threads waited, none was made");
+    }
+
+    #[test]
+    fn a_pool_with_a_maker_never_waits_and_a_nested_call_gets_its_own_backend() {
+        let pool = BackendPool::create(&LandmarkSpec::Synthetic, "cpu", 1).unwrap();
+        hammer(&pool);
+        let n = pool.slots.lock().unwrap().len();
+        assert!((1..=4).contains(&n), "at most one per concurrent user: {n}");
+        // A call inside a call (a rayon worker that picked up a second unit
+        // while inside the first) would wait forever on a fixed pool of one.
+        let depth = pool.with(|_| pool.with(|_| pool.with(|b| b.detect(&[]).map(|v| v.len()))));
+        assert_eq!(depth.unwrap(), 0);
     }
 }

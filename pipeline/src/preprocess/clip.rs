@@ -267,7 +267,11 @@ fn frames_to_rows(
         })
         .collect();
     let t = Instant::now();
-    let faces = ctx.pool.with(|b| b.detect(&refs));
+    let tag = super::partition::fnv1a64(clip.rel_path.as_bytes());
+    let faces = ctx.pool.with(|b| {
+        b.set_clip(tag);
+        b.detect(&refs)
+    });
     ctx.timers.add(stage::LANDMARKS, refs.len() as u64, t);
     let faces = match faces {
         Ok(f) if f.len() == kept.len() => f,

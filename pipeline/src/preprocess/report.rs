@@ -104,6 +104,9 @@ pub struct RunSummary {
     pub frames_per_s: f64,
     /// Per-stage figures of this run.
     pub stages: Stages,
+    /// How the FAN inference service filled its batches (fan only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landmark_batches: Option<crate::landmarks::fan::service::BatchStats>,
 }
 
 /// Writes `bytes` to `path` atomically (temporary name, then rename).

@@ -151,6 +151,7 @@ pub fn run(
             encode: fig(stage::ENCODE),
             write: fig(stage::WRITE),
         },
+        landmark_batches: ctx.pool.batch_stats(),
     };
     let summary_path = out.join(format!("summary-{tag}.json"));
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| PipelineError::Config(format!("summary: {e}")))?;

@@ -169,6 +169,11 @@ impl FaceDetector {
         self.map_frames(frames, |det, frame, i| Ok(largest(&det.detect(frame, i)?)))
     }
 
+    /// Every face of each frame, with the detector's scores.
+    pub fn detect_all(&self, frames: &[FrameRef<'_>]) -> Result<Vec<Vec<DetectedFace>>> {
+        self.map_frames(frames, |det, frame, i| det.detect(frame, i))
+    }
+
     /// Runs `f` on every frame in parallel with a pooled detector.
     pub(super) fn map_frames<T: Send>(
         &self,
