@@ -37,3 +37,23 @@ fn doctor_json_is_machine_readable() {
     assert!(v["libtorch"]["cuda_available"].is_boolean());
     assert!(v["cpu_threads"].as_u64().unwrap() >= 1);
 }
+
+#[test]
+fn a_cuda_device_libtorch_does_not_see_is_refused_with_exit_2_not_a_panic() {
+    // cuda:99 exists on no machine, so this holds on a GPU machine too
+    // (model/tests/train_bin.rs checks mcsfau-train the same way).
+    let d = tempfile::tempdir().unwrap();
+    let (shards, out) = (d.path().join("shards"), d.path().join("run"));
+    std::fs::create_dir_all(&shards).unwrap();
+    let o = mcsfau()
+        .args(["pretrain", "--config", "tiny", "--steps", "1", "--device", "cuda:99", "--shards"])
+        .arg(&shards)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("cuda:99") && err.contains("CUDA device"), "{err}");
+    assert!(!err.contains("panicked") && !out.exists(), "refused before any work: {err}");
+}

@@ -27,6 +27,32 @@ pub struct RuntimeInfo {
     pub torch_interop_threads: i32,
 }
 
+/// Parses `--device`: `cpu`, `cuda`, `cuda:N`, and `auto` where
+/// `allow_auto` (CUDA when available, else the CPU). A CUDA device libtorch
+/// does not see is refused here, with the count it sees, instead of a
+/// libtorch panic at the first tensor moved there.
+pub fn parse_device(s: &str, allow_auto: bool) -> Result<tch::Device, String> {
+    let cuda = |n: usize| {
+        let count = tch::Cuda::device_count().max(0) as usize;
+        if n < count {
+            Ok(tch::Device::Cuda(n))
+        } else if count == 0 {
+            Err(format!("--device {s}: libtorch sees no CUDA device (run `mcsfau doctor`); use --device cpu"))
+        } else {
+            Err(format!("--device {s}: libtorch sees {count} CUDA device(s), cuda:0 to cuda:{}", count - 1))
+        }
+    };
+    match s {
+        "cpu" => Ok(tch::Device::Cpu),
+        "auto" if allow_auto => Ok(tch::Device::cuda_if_available()),
+        "cuda" => cuda(0),
+        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => cuda(n),
+            _ => Err(format!("--device {s:?}: expected {}cpu, cuda or cuda:N", if allow_auto { "auto, " } else { "" })),
+        },
+    }
+}
+
 /// Queries libtorch. `libtorch_cuda.so` is linked with `--no-as-needed`
 /// (build-support/link_libtorch.rs), so this sees what training would see.
 pub fn runtime_info() -> RuntimeInfo {

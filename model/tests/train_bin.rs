@@ -30,4 +30,15 @@ fn synth_shards_then_a_few_tiny_steps_on_the_cpu() {
     assert!(v["libtorch"]["libtorch_version"].as_str().unwrap().starts_with("2.11.0"), "{v}");
     assert_eq!(v["libtorch_smoke"]["Ok"], serde_json::Value::Null);
     assert!(doctor.status.success());
+    // A CUDA device libtorch does not see: exit 2 with a message, no panic
+    // (cuda:99 exists on no machine).
+    let out = Command::new(bin)
+        .current_dir(dir.path())
+        .args(["pretrain", "--shards", "shards", "--config", "tiny", "--out", "run2", "--device", "cuda:99"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cuda:99") && err.contains("CUDA device") && !err.contains("panicked"), "{err}");
+    assert!(!dir.path().join("run2").exists(), "refused before any work");
 }

@@ -44,16 +44,9 @@ pub struct Args {
     pub threads: i32,
 }
 
-/// Parses `cpu`, `cuda`, `cuda:N`.
+/// Parses `cpu`, `cuda`, `cuda:N` (refusing a CUDA device libtorch does not see).
 pub fn parse_device(s: &str) -> anyhow::Result<tch::Device> {
-    match s {
-        "cpu" => Ok(tch::Device::Cpu),
-        "cuda" => Ok(tch::Device::Cuda(0)),
-        _ => match s.strip_prefix("cuda:").map(str::parse) {
-            Some(Ok(n)) => Ok(tch::Device::Cuda(n)),
-            _ => anyhow::bail!("--device {s:?}: expected cpu, cuda or cuda:N"),
-        },
-    }
+    model::runtime::parse_device(s, false).map_err(anyhow::Error::msg)
 }
 
 /// An indicatif bar with ETA and the current total loss.

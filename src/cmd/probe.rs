@@ -94,13 +94,7 @@ pub struct Args {
 
 /// The device named by `--device`.
 pub fn device(name: &str) -> anyhow::Result<tch::Device> {
-    Ok(match name {
-        "auto" => tch::Device::cuda_if_available(),
-        "cpu" => tch::Device::Cpu,
-        "cuda" if tch::Cuda::is_available() => tch::Device::Cuda(0),
-        "cuda" => bail!("--device cuda: libtorch sees no CUDA device"),
-        other => bail!("--device {other}: expected auto, cpu or cuda"),
-    })
+    model::runtime::parse_device(name, true).map_err(anyhow::Error::msg)
 }
 
 fn default_cache() -> Option<PathBuf> {

@@ -197,14 +197,7 @@ impl TrainProgress for Bar {
 }
 
 fn parse_device(s: &str) -> anyhow::Result<tch::Device> {
-    match s {
-        "cpu" => Ok(tch::Device::Cpu),
-        "cuda" => Ok(tch::Device::Cuda(0)),
-        _ => match s.strip_prefix("cuda:").map(str::parse) {
-            Some(Ok(n)) => Ok(tch::Device::Cuda(n)),
-            _ => anyhow::bail!("--device {s:?}: expected cpu, cuda or cuda:N"),
-        },
-    }
+    model::runtime::parse_device(s, false).map_err(anyhow::Error::msg)
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
