@@ -71,9 +71,12 @@ bench: build
     just bench-audit
     just bench-landmarks
 
-# Preprocess frames/s per core, stage by stage, against FFmpeg's decode-only rate.
+# Preprocess frames/s per core, stage by stage, against FFmpeg's full and
+# `-skip_frame noref` decode rates; FAN ours vs face_alignment's PyTorch; the
+# 9M-crop arithmetic (the landmarks_fan test makes the random FAN weights).
 bench-preprocess:
     cargo build --profile bench-fast --bin mcsfau
+    cargo test -p mcsfau-pipeline --test landmarks_fan
     python scripts/bench_preprocess.py target/bench-fast/mcsfau
 
 # Loader images/s vs a PyTorch DataLoader + PIL, and the JPEG-decode limit (env: N, THREADS, EPOCHS, PROFILE).

@@ -11,6 +11,19 @@ use std::path::Path;
 use pipeline::preprocess::contact::{contact_sheet, Tile};
 use support::*;
 
+/// The `detector_score` column of every shard under `out`.
+fn detector_scores(out: &Path) -> Vec<f32> {
+    let mut v = Vec::new();
+    for path in schemas::list_shards(out).unwrap() {
+        let r = schemas::ShardReader::open(&path).unwrap();
+        for b in r.read_all(&["detector_score"]).unwrap() {
+            let c = b.column(0).as_any().downcast_ref::<arrow::array::Float32Array>().unwrap();
+            v.extend(c.values().iter().copied());
+        }
+    }
+    v
+}
+
 #[test]
 fn dlib_finds_and_aligns_real_faces() {
     let data = pyfeat_videos();
@@ -44,6 +57,50 @@ fn dlib_finds_and_aligns_real_faces() {
     assert!(count("id90000") >= 19, "{}", count("id90000"));
     assert_eq!(count("id90001"), 3);
     assert_eq!(count("id90002"), 0);
+    // How faces were found, per clip and for the part.
+    let faces = std::fs::read_to_string(out.join("faces-p0000of0001.csv")).unwrap();
+    let lines: Vec<&str> = faces.lines().collect();
+    assert_eq!(lines[0], "file,frames,detected,followed,no_face,no_face_rate");
+    let row = |id: &str| lines.iter().find(|l| l.contains(id)).unwrap_or_else(|| panic!("{faces}")).to_string();
+    let nf: Vec<String> = row("id90002").split(',').map(String::from).collect();
+    assert_eq!(
+        (&nf[2][..], &nf[3][..], &nf[5][..]),
+        ("0", "0", "1.0000"),
+        "no_face.mp4: no face in any frame: {faces}"
+    );
+    assert_eq!(nf[1], nf[4], "{faces}");
+    assert!(row("id90001").starts_with("dev/mp4/id90001/pyfeat/00001.mp4,3,"), "{faces}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary-p0000of0001.json")).unwrap()).unwrap();
+    assert_eq!(summary["clips_without_face"], 1, "{summary}");
+    let f = &summary["faces"];
+    let total = |k: &str| f[k].as_u64().unwrap();
+    assert_eq!(total("detected") + total("followed"), rows.len() as u64, "{summary}");
+    assert_eq!(total("frames"), total("detected") + total("followed") + total("no_face"));
+    let rate = summary["no_face_rate"].as_f64().unwrap();
+    assert!((rate - total("no_face") as f64 / total("frames") as f64).abs() < 1e-9);
+    // audit reads the same table next to the shards.
+    let report = d.path().join("audit");
+    let o = mcsfau()
+        .args(["audit", "--decode-sample", "0", "--shards"])
+        .arg(out.join("shards"))
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&o.stderr));
+    let audit: serde_json::Value = serde_json::from_slice(&std::fs::read(report.join("report.json")).unwrap()).unwrap();
+    assert_eq!(audit["faces"]["no_face"], f["no_face"], "{}", audit["faces"]);
+    assert_eq!(audit["faces"]["clips_without_face"], 1);
+    let check = audit["checks"].as_array().unwrap().iter().find(|c| c["name"] == "faces/no_face_rate").unwrap();
+    assert_ne!(check["status"], "skipped", "{check}");
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(md.contains("## Faces found by preprocess") && md.contains("id90002"), "{md}");
+    // The detector's score is stored where it found the face.
+    let scores = detector_scores(&out);
+    assert_eq!(scores.len(), rows.len());
+    assert_eq!(scores.iter().filter(|s| !s.is_nan()).count() as u64, total("detected"));
+    assert!(scores.iter().filter(|s| !s.is_nan()).all(|s| *s > 0.0), "HOG margins above the threshold: {scores:?}");
     let template = pipeline::preprocess::align::template(256);
     let mut residuals = Vec::new();
     for r in rows.values() {

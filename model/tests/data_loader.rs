@@ -31,6 +31,7 @@ fn row(dataset: &str, i: usize, side: u32, corrupt: bool) -> FaceRow {
         crop_size: side as i32,
         landmarks: (0..98).map(|k| (i * 1000 + k) as f32).collect(),
         landmark_source: "synthetic".into(),
+        detector_score: f32::NAN,
         ..Default::default()
     }
 }

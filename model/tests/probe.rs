@@ -67,6 +67,7 @@ fn write_shards(dir: &Path, n: usize) -> Vec<PathBuf> {
             crop_size: SIDE as i32,
             landmarks: (0..98).map(|k| (k % 40) as f32).collect(),
             landmark_source: "synthetic".into(),
+            detector_score: f32::NAN,
             labels: Some(Labels { occurrence: y, intensity: vec![] }),
             ..Default::default()
         })

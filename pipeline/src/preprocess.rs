@@ -10,7 +10,8 @@
 //! Output folder (`--out`):
 //! * `shards/<part>-<hash>-00000.parquet`: the face crops (shard contract);
 //! * `progress/<part>-<hash>.json`: completion records (resumption);
-//! * `errors-<part>.csv`, `summary-<part>.json`: this part's report.
+//! * `errors-<part>.csv`, `faces-<part>.csv`, `summary-<part>.json`: this
+//!   part's report ([`track`]: how faces were found).
 
 pub mod align;
 pub mod backend;
@@ -24,6 +25,7 @@ pub mod report;
 pub mod resume;
 pub mod run;
 pub mod sources;
+pub mod track;
 
 use std::path::PathBuf;
 

@@ -121,10 +121,13 @@ pub const MAX_BAD_PACKETS: usize = 100;
 /// Presentation time and frame index from a stream's timestamps.
 ///
 /// The index is `round((pts - start) * time_base * frame_rate)`, with the
-/// stream's start time (or first frame) as zero and its average frame rate:
-/// AVI's pts is the frame number itself, and a dropped or unreadable frame
-/// leaves a gap instead of shifting every later index. Without a frame rate
-/// (or a pts) frames are counted. Indices always increase.
+/// stream's start time (or first frame) as zero and its base frame rate
+/// (FFmpeg's `r_frame_rate`, the rate on whose grid the timestamps lie; the
+/// average rate where it is unknown): AVI's pts is the frame number itself,
+/// a dropped or unreadable frame leaves a gap instead of shifting every
+/// later index, and a variable-frame-rate clip's frames keep their numbers
+/// on the source grid. Without a frame rate (or a pts) frames are counted.
+/// Indices always increase.
 #[derive(Debug, Clone, Copy)]
 struct Clock {
     time_base: f64,
@@ -136,7 +139,7 @@ impl Clock {
     fn new(stream: &ffmpeg::Stream<'_>) -> Self {
         let tb = stream.time_base();
         let time_base = f64::from(tb.numerator()) / f64::from(tb.denominator().max(1));
-        let rate = [stream.avg_frame_rate(), stream.rate()]
+        let rate = [stream.rate(), stream.avg_frame_rate()]
             .into_iter()
             .find(|r| r.numerator() > 0 && r.denominator() > 0)
             .map(|r| f64::from(r.numerator()) / f64::from(r.denominator()));
@@ -278,13 +281,15 @@ pub fn decode_rgb(
     decoder.send_eof().map_err(|e| decode_err(path, "decode", e))?;
     receive(&mut decoder, &mut choice, &mut clock, &mut report, &mut last)?;
     report.frames = (last + 1) as u64;
-    if let Some(n) = announced.filter(|&n| truncated(report.frames, n)) {
+    // One packet per frame in MP4 and AVI: a cut file has fewer packets
+    // than its header announces (skipped frames still have theirs).
+    if let Some(n) = announced.filter(|&n| truncated(sent as u64, n)) {
         return Err(decode_err(
             path,
             TRUNCATED,
             format!(
-                "the video ends early: decoded {} of the {n} frames its header announces (the frames decoded were kept)",
-                report.frames
+                "the video ends early: read {sent} of the {n} frames its header announces (the {} frames decoded were kept)",
+                report.decoded
             ),
         ));
     }

@@ -148,11 +148,14 @@ fn variable_frame_rate_samples_on_presentation_time() {
     }
     assert_eq!(sampled, want);
     assert_eq!(&sampled[..4], &[0, 560, 1120, 1680]);
-    // index selection counts decoded frames, not timestamps
-    let picked = all_frames(&p, Select::Indices(BTreeSet::from([0, 10, 11])));
+    // Indices come from timestamps on the stream's 25 fps grid, so the
+    // kept frames keep the source's numbers: 0..=9, 14, 21, ...
+    let indices: Vec<i64> = all.iter().map(|f| f.index).collect();
+    assert_eq!(indices, (0..10).chain((14..100).step_by(7)).collect::<Vec<_>>());
+    let picked = all_frames(&p, Select::Indices(BTreeSet::from([0, 10, 14, 21])));
     assert_eq!(
         picked.iter().map(|f| (f.index, f.timestamp_ms)).collect::<Vec<_>>(),
-        vec![(0, 0), (10, 560), (11, 840)]
+        vec![(0, 0), (14, 560), (21, 840)]
     );
 }
 

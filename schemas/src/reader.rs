@@ -337,6 +337,7 @@ mod tests {
             landmarks: (0..98).map(|k| k as f32 + i as f32).collect(),
             landmark_score: 0.9,
             landmark_source: "synthetic".into(),
+            detector_score: f32::NAN,
             face_box: [1.0, 2.0, 3.0, 4.0],
             source_width: 640,
             source_height: 480,

@@ -48,6 +48,9 @@ pub struct FaceRow {
     pub crop_transform: [f32; 6],
     /// Labels, `None` for unlabeled datasets.
     pub labels: Option<Labels>,
+    /// The face detector's score on this frame; NaN where the box was
+    /// followed from an earlier frame or the backend has no detector.
+    pub detector_score: f32,
 }
 
 impl FaceRow {

@@ -55,6 +55,8 @@ pub mod col {
     pub const AU_OCCURRENCE: &str = "au_occurrence";
     /// Per-AU intensity 0-5, -1 unknown (datasets coded for intensity).
     pub const AU_INTENSITY: &str = "au_intensity";
+    /// Optional (see [`super::optional_fields`]).
+    pub const DETECTOR_SCORE: &str = "detector_score";
 }
 
 /// Parquet key-value metadata keys.
@@ -220,17 +222,29 @@ pub fn fields(labels: Option<&LabelSpec>) -> Vec<(Field, &'static str)> {
     f
 }
 
+/// Columns a shard may lack (files written before they existed); when
+/// present they have these types, and writers always write them. They come
+/// after the required columns.
+pub fn optional_fields() -> Vec<(Field, &'static str)> {
+    vec![(
+        Field::new(col::DETECTOR_SCORE, DataType::Float32, false),
+        "optional: the face detector's score on this frame (dlib HOG SVM margin); NaN where the box was followed from an earlier frame or the backend has no detector",
+    )]
+}
+
 /// Every column the contract can hold, with its documentation.
 pub fn columns() -> Vec<ColumnDoc> {
     let spec = LabelSpec { au_numbers: vec![1, 2, 4], intensity: true };
     let unlabeled = fields(None).len();
+    let labeled = fields(Some(&spec)).len();
     fields(Some(&spec))
         .into_iter()
+        .chain(optional_fields())
         .enumerate()
         .map(|(i, (field, doc))| ColumnDoc {
             name: static_name(field.name()),
             type_name: type_name(field.data_type()).replace("[3]", "[n_au]"),
-            labeled_only: i >= unlabeled,
+            labeled_only: i >= unlabeled && i < labeled,
             doc,
         })
         .collect()
@@ -257,6 +271,7 @@ fn static_name(name: &str) -> &'static str {
         CROP_TRANSFORM,
         AU_OCCURRENCE,
         AU_INTENSITY,
+        DETECTOR_SCORE,
     ]
     .into_iter()
     .find(|c| *c == name)
@@ -266,7 +281,8 @@ fn static_name(name: &str) -> &'static str {
 /// The Arrow schema of a shard with this metadata, including the key-value
 /// metadata that readers check.
 pub fn arrow_schema(meta: &ShardMeta) -> SchemaRef {
-    let fields: Vec<Field> = fields(meta.labels.as_ref()).into_iter().map(|(f, _)| f).collect();
+    let fields: Vec<Field> =
+        fields(meta.labels.as_ref()).into_iter().chain(optional_fields()).map(|(f, _)| f).collect();
     Arc::new(Schema::new_with_metadata(fields, key_value_metadata(meta)))
 }
 

@@ -22,7 +22,7 @@ use arrow::compute::CastOptions;
 use arrow::datatypes::{DataType, Field, Schema};
 
 use crate::error::{Result, SchemaError};
-use crate::schema::{fields, LabelSpec};
+use crate::schema::{fields, optional_fields, LabelSpec};
 
 /// How a found column type relates to the contract's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,12 +74,19 @@ fn readable_type(t: &DataType) -> String {
 /// Extra columns are allowed (and never read).
 pub fn check_schema(path: &Path, schema: &Schema, labels: Option<&LabelSpec>) -> Result<bool> {
     let mut cast = false;
-    for (field, _) in fields(labels) {
-        let found = schema.field_with_name(field.name()).map_err(|_| SchemaError::MissingColumn {
-            path: path.to_path_buf(),
-            column: field.name().clone(),
-            available: schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", "),
-        })?;
+    let required = fields(labels).into_iter().map(|f| (f, true));
+    for ((field, _), needed) in required.chain(optional_fields().into_iter().map(|f| (f, false))) {
+        let found = match schema.field_with_name(field.name()) {
+            Ok(f) => f,
+            Err(_) if !needed => continue,
+            Err(_) => {
+                return Err(SchemaError::MissingColumn {
+                    path: path.to_path_buf(),
+                    column: field.name().clone(),
+                    available: schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", "),
+                })
+            }
+        };
         match compatible(field.data_type(), found.data_type()) {
             Some(c) => cast |= c == Compat::Cast || found.is_nullable() != field.is_nullable(),
             None => {

@@ -222,9 +222,10 @@ pub fn to_record_batch(schema: &SchemaRef, rows: &[FaceRow]) -> Result<RecordBat
                 Arc::new(b.finish())
             }
             col::LANDMARKS => fixed_f32(rows, (2 * NUM_LANDMARKS) as i32, |r| &r.landmarks),
-            col::LANDMARK_SCORE => {
+            col::LANDMARK_SCORE | col::DETECTOR_SCORE => {
                 let mut b = Float32Builder::new();
-                rows.iter().for_each(|r| b.append_value(r.landmark_score));
+                let det = field.name() == col::DETECTOR_SCORE;
+                rows.iter().for_each(|r| b.append_value(if det { r.detector_score } else { r.landmark_score }));
                 Arc::new(b.finish())
             }
             col::FACE_BOX => fixed_f32(rows, 4, |r| &r.face_box),

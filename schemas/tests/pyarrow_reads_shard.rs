@@ -20,6 +20,7 @@ fn row(i: i64) -> FaceRow {
         landmarks: (0..98).map(|k| k as f32 * 0.5 + i as f32).collect(),
         landmark_score: 1.0,
         landmark_source: "synthetic".into(),
+        detector_score: f32::NAN,
         face_box: [10.0, 20.0, 110.0, 140.0],
         source_width: 256,
         source_height: 192,

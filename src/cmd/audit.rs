@@ -37,6 +37,11 @@ pub struct Args {
     /// Inter-ocular distance under this fraction of the crop is degenerate.
     #[arg(long, default_value_t = 0.05, value_parser = super::num::open_fraction)]
     pub min_interocular: f64,
+    /// The faces/no_face_rate check fails when more than this share of the
+    /// frames preprocess sampled had no face (its faces-*.csv tables, found
+    /// in --shards or its parent).
+    #[arg(long, default_value_t = 0.2, value_parser = super::num::fraction)]
+    pub max_no_face_rate: f64,
 }
 
 /// Runs the audit and prints a summary; exit 1 when a check fails.
@@ -45,6 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         decode_sample: args.decode_sample,
         seed: args.seed,
         min_interocular_fraction: args.min_interocular,
+        max_no_face_rate: args.max_no_face_rate,
         ..Default::default()
     };
     if !args.clip_frames.is_empty() {

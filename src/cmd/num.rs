@@ -27,6 +27,11 @@ pub fn open_fraction(s: &str) -> Result<f64, String> {
     float(s).and_then(|v| if v > 0.0 && v < 1.0 { Ok(v) } else { Err(format!("{v} must be between 0 and 1")) })
 }
 
+/// A finite number in [0, 1].
+pub fn fraction(s: &str) -> Result<f64, String> {
+    float(s).and_then(|v| if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(format!("{v} must be between 0 and 1")) })
+}
+
 /// [`positive`] as f32 (and representable).
 pub fn positive_f32(s: &str) -> Result<f32, String> {
     positive(s).and_then(|v| if v <= f64::from(f32::MAX) { Ok(v as f32) } else { Err(format!("{v} is too large")) })

@@ -97,6 +97,7 @@ pub fn write_shards(dir: &Path, n: usize, side: u32, rows_per_file: usize, seed:
             landmarks,
             landmark_score: 1.0,
             landmark_source: "synthetic".into(),
+            detector_score: f32::NAN,
             ..Default::default()
         })
         .map_err(shard_err)?;

@@ -15,6 +15,7 @@
 
 pub mod counts;
 pub mod decode;
+pub mod faces;
 pub mod integrity;
 pub mod labels;
 pub mod landmarks;
@@ -47,6 +48,9 @@ pub struct AuditOptions {
     pub clip_frames: BTreeMap<String, i64>,
     /// Example rows listed per failed check. Default 10.
     pub max_examples: usize,
+    /// The `faces/no_face_rate` check fails above this share of frames
+    /// without a face (preprocess's `faces-*.csv`). Default 0.2.
+    pub max_no_face_rate: f64,
 }
 
 impl Default for AuditOptions {
@@ -57,6 +61,7 @@ impl Default for AuditOptions {
             min_interocular_fraction: 0.05,
             clip_frames: BTreeMap::from([("disfa".to_string(), 4845)]),
             max_examples: 10,
+            max_no_face_rate: 0.2,
         }
     }
 }
@@ -127,6 +132,8 @@ pub struct AuditReport {
     pub landmarks: Vec<landmarks::LandmarkStats>,
     /// JPEG spot check.
     pub decode: decode::DecodeStats,
+    /// How often preprocess found a face (its `faces-*.csv` tables), if found.
+    pub faces: Option<faces::FaceStats>,
     /// Wall time per phase in seconds, in run order.
     pub timings: Vec<(String, f64)>,
 }
@@ -242,5 +249,8 @@ fn run_groups(
     report.decode = decode;
     report.checks.push(check);
     lap(&mut report, "jpeg spot check".into());
+    let (faces, check) = faces::check(shards, opts.max_no_face_rate)?;
+    report.faces = faces;
+    report.checks.push(check);
     Ok(report)
 }

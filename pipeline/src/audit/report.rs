@@ -111,6 +111,29 @@ pub fn markdown(r: &AuditReport, plots: &[String], plot_error: Option<&str>) -> 
         "\n## JPEG spot check\n\n{} of {} sampled rows decoded (population {}, seed {}).",
         d.ok, d.sampled, d.population, d.seed
     );
+    if let Some(f) = &r.faces {
+        let _ = writeln!(md, "\n## Faces found by preprocess\n");
+        let _ = writeln!(md, "| clips | frames | detected | followed | no face | no-face rate | clips with no face |");
+        let _ = writeln!(md, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {:.2} % | {} |",
+            f.clips,
+            f.frames,
+            f.detected,
+            f.followed,
+            f.no_face,
+            100.0 * f.no_face_rate,
+            f.clips_without_face
+        );
+        if !f.worst.is_empty() {
+            let _ = writeln!(md, "\nHighest no-face rates:\n");
+            for (file, rate, n) in &f.worst {
+                let _ = writeln!(md, "- `{file}`: {:.1} % of {n} frames", 100.0 * rate);
+            }
+        }
+        let _ = writeln!(md, "\nFrom: {}", f.tables.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", "));
+    }
     let _ = writeln!(md, "\n## Plots\n");
     for p in plots {
         let _ = writeln!(md, "![{p}]({p})");

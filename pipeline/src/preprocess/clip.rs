@@ -16,10 +16,11 @@ use super::decode::{decode_jpeg, decode_video, Select};
 use super::labels::{read_bp4d, read_disfa};
 use super::report::Failure;
 use super::sources::{bp4d_frames, bp4d_label_path, Clip, ClipKind, Dataset};
+use super::track::{FaceCounts, Found as TrackFound, TrackConfig, Tracked, Tracker};
 use super::Context;
 use crate::error::{PipelineError, Result};
 use crate::landmarks::given::read_sidecar;
-use crate::landmarks::{to49, FrameRef, Points68};
+use crate::landmarks::{to49, FrameRef, LandmarkBackend, Points68};
 use crate::video::RgbFrame;
 
 /// Nanosecond and frame counters of the stages, shared by the workers.
@@ -59,6 +60,7 @@ pub fn process_clip(
     ctx: &Context,
     clip: &Clip,
     failures: &mut Vec<Failure>,
+    counts: &mut FaceCounts,
     sink: &mut dyn FnMut(Vec<FaceRow>) -> Result<()>,
 ) -> Result<u64> {
     let root = &ctx.config.root;
@@ -103,8 +105,11 @@ pub fn process_clip(
         None
     };
     let mut rows = 0u64;
+    let mut tracker = Tracker::new(TrackConfig::default());
     let mut handle = |frames: Vec<RgbFrame>, failures: &mut Vec<Failure>| -> Result<()> {
-        let out = frames_to_rows(ctx, clip, frames, labels.as_ref(), given.as_ref(), failures);
+        let found =
+            Found { labels: labels.as_ref(), given: given.as_ref(), tracker: &mut tracker, counts: &mut *counts };
+        let out = frames_to_rows(ctx, clip, frames, found, failures);
         rows += out.len() as u64;
         let t = Instant::now();
         let n = out.len() as u64;
@@ -237,14 +242,43 @@ fn past_the_end(clip: &Clip, wanted: &BTreeSet<i64>, decoded: u64, failures: &mu
     }
 }
 
+/// What a clip's frames are paired with, and its tracking state.
+struct Found<'a> {
+    labels: Option<&'a BTreeMap<i64, Labels>>,
+    given: Option<&'a BTreeMap<i64, Points68>>,
+    tracker: &'a mut Tracker,
+    counts: &'a mut FaceCounts,
+}
+
+/// The faces of `frames`: tracked where the backend has a detector
+/// ([`super::track`]), else the backend's own (given points).
+fn find_faces(
+    backend: &mut dyn LandmarkBackend,
+    tracker: &mut Tracker,
+    refs: &[FrameRef<'_>],
+    times: &[i64],
+) -> Result<Vec<Tracked>> {
+    if backend.has_detector() {
+        return tracker.faces(backend, refs, times);
+    }
+    Ok(backend
+        .detect(refs)?
+        .into_iter()
+        .map(|face| {
+            let found = if face.is_some() { TrackFound::Detected } else { TrackFound::None };
+            Tracked { face, detector_score: f32::NAN, found }
+        })
+        .collect())
+}
+
 fn frames_to_rows(
     ctx: &Context,
     clip: &Clip,
     frames: Vec<RgbFrame>,
-    labels: Option<&BTreeMap<i64, Labels>>,
-    given: Option<&BTreeMap<i64, Points68>>,
+    found: Found<'_>,
     failures: &mut Vec<Failure>,
 ) -> Vec<FaceRow> {
+    let Found { labels, given, tracker, counts } = found;
     let mut kept = Vec::with_capacity(frames.len());
     for f in frames {
         match given {
@@ -268,13 +302,17 @@ fn frames_to_rows(
         .collect();
     let t = Instant::now();
     let tag = super::partition::fnv1a64(clip.rel_path.as_bytes());
+    let times: Vec<i64> = kept.iter().map(|f| f.timestamp_ms).collect();
     let faces = ctx.pool.with(|b| {
         b.set_clip(tag);
-        b.detect(&refs)
+        find_faces(b, tracker, &refs, &times)
     });
     ctx.timers.add(stage::LANDMARKS, refs.len() as u64, t);
     let faces = match faces {
-        Ok(f) if f.len() == kept.len() => f,
+        Ok(f) if f.len() == kept.len() => {
+            f.iter().for_each(|t| counts.add(t.found));
+            f
+        }
         Ok(f) => {
             failures.push(Failure::file(
                 &clip.rel_path,
@@ -294,7 +332,9 @@ fn frames_to_rows(
         .zip(faces.par_iter())
         .map(|(f, face)| {
             let fail = |stage: &str, msg: String| Failure::frame(&clip.rel_path, f.index, stage, msg);
-            let face = face.as_ref().ok_or_else(|| fail("landmarks", format!("no face found in frame {}", f.index)))?;
+            let detector_score = face.detector_score;
+            let face =
+                face.face.as_ref().ok_or_else(|| fail("landmarks", format!("no face found in frame {}", f.index)))?;
             let t = Instant::now();
             let aligned = align(&f.data, f.width, f.height, &to49(&face.points), cfg.crop_size)
                 .ok_or_else(|| fail("align", "the 49 landmarks are degenerate (no spread)".into()))?;
@@ -327,6 +367,7 @@ fn frames_to_rows(
                 source_height: f.height as i32,
                 crop_transform: aligned.to_crop.matrix(),
                 labels: row_labels,
+                detector_score,
             })
         })
         .collect();

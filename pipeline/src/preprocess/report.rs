@@ -104,9 +104,40 @@ pub struct RunSummary {
     pub frames_per_s: f64,
     /// Per-stage figures of this run.
     pub stages: Stages,
+    /// How faces were found in this part's frames (all runs): detected,
+    /// followed from an earlier detection, none.
+    #[serde(default)]
+    pub faces: crate::preprocess::track::FaceCounts,
+    /// Share of this part's frames without a face.
+    #[serde(default)]
+    pub no_face_rate: f64,
+    /// Clips of this part in which no frame had a face.
+    #[serde(default)]
+    pub clips_without_face: u64,
     /// How the FAN inference service filled its batches (fan only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub landmark_batches: Option<crate::landmarks::fan::service::BatchStats>,
+}
+
+/// The per-clip face table as CSV: header
+/// `file,frames,detected,followed,no_face,no_face_rate`, one row per clip
+/// (sorted by file), rates with 4 decimals.
+pub fn faces_csv(rows: &[(String, crate::preprocess::track::FaceCounts)]) -> String {
+    let mut rows: Vec<&(String, crate::preprocess::track::FaceCounts)> = rows.iter().collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = String::from("file,frames,detected,followed,no_face,no_face_rate\n");
+    for (file, c) in rows {
+        out.push_str(&format!(
+            "{},{},{},{},{},{:.4}\n",
+            csv_cell(file),
+            c.frames,
+            c.detected,
+            c.followed,
+            c.no_face,
+            c.no_face_rate()
+        ));
+    }
+    out
 }
 
 /// Writes `bytes` to `path` atomically (temporary name, then rename).

@@ -34,6 +34,9 @@ pub struct UnitRecord {
     pub files: Vec<String>,
     /// Failures of its clips and frames.
     pub failures: Vec<Failure>,
+    /// How faces were found, per clip (records of older runs have none).
+    #[serde(default)]
+    pub faces: Vec<(String, super::track::FaceCounts)>,
 }
 
 /// Writes `record` to `dir/<unit>.json` atomically.
@@ -110,6 +113,7 @@ mod tests {
             rows: u64::from(file),
             files: if file { vec![format!("{unit}-00000.parquet")] } else { vec![] },
             failures: vec![],
+            faces: vec![],
         };
         for (u, f) in [("p0000of0001-a", true), ("p0000of0001-b", true), ("p0000of0001-c", false)] {
             write_record(&progress, &rec(u, f)).unwrap();

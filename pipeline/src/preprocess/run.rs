@@ -11,9 +11,10 @@ use schemas::{FaceRow, LabelSpec, ShardMeta, ShardWriter, WriterOptions};
 use super::clip::{process_clip, stage, Timers};
 use super::labels::{BP4D_AUS, DISFA_AUS};
 use super::partition::fnv1a64;
-use super::report::{errors_csv, write_atomic, Failure, RunSummary, StageFigures, Stages};
+use super::report::{errors_csv, faces_csv, write_atomic, Failure, RunSummary, StageFigures, Stages};
 use super::resume::{finished_clips, load_finished, write_record, UnitRecord};
 use super::sources::{discover, Clip, Dataset};
+use super::track::FaceCounts;
 use super::{BackendPool, Context, LandmarkSpec, PreprocessConfig};
 use crate::error::{PipelineError, Result};
 use crate::progress::Progress;
@@ -127,6 +128,11 @@ pub fn run(
     failures.sort();
     let errors_path = out.join(format!("errors-{tag}.csv"));
     write_atomic(&errors_path, errors_csv(&failures).as_bytes())?;
+    let clip_faces: Vec<(String, FaceCounts)> =
+        all.iter().flat_map(|r| r.faces.iter().filter(|(c, _)| mine.contains(c.as_str())).cloned()).collect();
+    write_atomic(&out.join(format!("faces-{tag}.csv")), faces_csv(&clip_faces).as_bytes())?;
+    let mut faces = FaceCounts::default();
+    clip_faces.iter().for_each(|(_, c)| faces.merge(c));
 
     let seconds = started.elapsed().as_secs_f64();
     let frames = rows_now.load(Ordering::Relaxed);
@@ -151,6 +157,9 @@ pub fn run(
             encode: fig(stage::ENCODE),
             write: fig(stage::WRITE),
         },
+        faces,
+        no_face_rate: faces.no_face_rate(),
+        clips_without_face: clip_faces.iter().filter(|(_, c)| c.frames > 0 && c.no_face == c.frames).count() as u64,
         landmark_batches: ctx.pool.batch_stats(),
     };
     let summary_path = out.join(format!("summary-{tag}.json"));
@@ -174,6 +183,7 @@ fn process_unit(
     let options = WriterOptions { rows_per_file: usize::MAX / 4, ..WriterOptions::default() };
     let mut writer = ShardWriter::new(shards_dir, &unit, meta.clone(), options)?;
     let mut failures = Vec::new();
+    let mut faces = Vec::with_capacity(clips.len());
     let mut rows = 0u64;
     for clip in clips {
         let mut sink = |batch: Vec<FaceRow>| -> Result<()> {
@@ -182,7 +192,9 @@ fn process_unit(
             }
             Ok(())
         };
-        rows += process_clip(ctx, clip, &mut failures, &mut sink)?;
+        let mut counts = FaceCounts::default();
+        rows += process_clip(ctx, clip, &mut failures, &mut counts, &mut sink)?;
+        faces.push((clip.rel_path.clone(), counts));
         progress.advance(1);
     }
     let record = UnitRecord {
@@ -191,6 +203,7 @@ fn process_unit(
         rows,
         files: if rows > 0 { vec![format!("{unit}-00000.parquet")] } else { Vec::new() },
         failures,
+        faces,
     };
     write_record(progress_dir, &record)?;
     let t = Instant::now();
