@@ -183,7 +183,9 @@ def main():
                   f"{s['frames_per_s']:.1f} ({s['frames']} rows, {s['failures']} failures) |")
     fan = fan_section(real)
     arithmetic(dlib_1fps, fan)
-    print(f"\nMachine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
+               platform.machine())
+    print(f"\nMachine: {os.cpu_count()} cores, {cpu}, "
           f"{subprocess.run(['uname', '-sr'], capture_output=True, text=True).stdout.strip()}")
 
 
