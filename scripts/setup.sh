@@ -20,7 +20,7 @@ TORCH_VERSION=2.11.0
 TORCHVISION_VERSION=0.26.0
 PY_PACKAGES=(
   "numpy>=2,<3" "safetensors==0.7.0" "pyarrow>=18" "pandas>=2.2"
-  "scikit-learn>=1.5" "scipy>=1.13" "pillow>=10" "duckdb==1.4.2" "face-alignment==1.5.0"
+  "scikit-learn>=1.5" "scipy>=1.13" "pillow>=10" "duckdb==1.4.2" "face-alignment==1.5.0" "packaging>=24"
   "rust-just==1.59.0"
 )
 SUDO=""
@@ -59,7 +59,7 @@ if [ "$have_torch" != "$TORCH_VERSION" ]; then
   say "venv: installing torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION (~1 min, ~5 GB)"
   $PY -m pip install -q --disable-pip-version-check "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
 fi
-if ! $PY -c "import numpy, safetensors, pyarrow, pandas, sklearn, scipy, PIL, torchvision, duckdb, face_alignment" 2>/dev/null \
+if ! $PY -c "import numpy, safetensors, safetensors.torch, packaging, pyarrow, pandas, sklearn, scipy, PIL, torchvision, duckdb, face_alignment" 2>/dev/null \
    || [ ! -x .venv/bin/just ]; then
   say "venv: installing ${PY_PACKAGES[*]}"
   $PY -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"

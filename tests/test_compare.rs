@@ -65,4 +65,20 @@ fn compare_reports_scipys_paired_t_test() {
     let bad = compare(&["a.json", "c.json"], d);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("nothing to pair"));
+
+    // Nor reports tested on different frames (another manifest, or another
+    // number of test frames).
+    let mut other = report(Dataset::Bp4d, |i| (i + 3, 4, 1));
+    other.manifest = "other.frames.json".into();
+    save(&other, &d.join("d.json"));
+    let bad = compare(&["a.json", "d.json"], d);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("same test set") && err.contains("other.frames.json"), "{err}");
+
+    // A report against itself: equal F1 everywhere, no t-test to report.
+    let same = compare(&["a.json", "a.json"], d);
+    assert!(same.status.success(), "{}", String::from_utf8_lossy(&same.stderr));
+    let s = String::from_utf8_lossy(&same.stdout);
+    assert!(s.contains("the paired t-test is undefined") && !s.contains("t = NaN,"), "{s}");
 }

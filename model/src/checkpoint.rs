@@ -78,9 +78,31 @@ pub fn save(model: &McSfau, path: &Path, step: i64) -> Result<()> {
     Ok(())
 }
 
-/// Reads the sidecar of `path`.
+/// The meta of a training checkpoint (`checkpoints/step-N.safetensors`,
+/// whose `meta` tensor holds the training state JSON), `None` for a file
+/// without one.
+fn training_meta(path: &Path) -> Result<Option<CheckpointMeta>> {
+    let bad = |reason: String| ModelError::Checkpoint { path: path.to_path_buf(), reason };
+    let file = Tensor::read_safetensors(path)?;
+    let Some((_, meta)) = file.into_iter().find(|(n, _)| n == "meta") else { return Ok(None) };
+    let bytes = Vec::<u8>::try_from(&meta.to_kind(Kind::Uint8)).map_err(|e| bad(e.to_string()))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("bad training-state JSON: {e}")))?;
+    let step = v["step"].as_i64().ok_or_else(|| bad("the training state has no step".into()))?;
+    let config: ModelConfig = serde_json::from_value(v["config"]["model"].clone())
+        .map_err(|e| bad(format!("the training state's model config: {e}")))?;
+    Ok(Some(CheckpointMeta { format: FORMAT.into(), step, config }))
+}
+
+/// Reads the sidecar of `path`; for a training checkpoint
+/// (`checkpoints/step-N.safetensors`, no sidecar) its training state.
 pub fn read_meta(path: &Path) -> Result<CheckpointMeta> {
     let side = sidecar(path);
+    if !side.exists() {
+        if let Some(meta) = training_meta(path)? {
+            return Ok(meta);
+        }
+    }
     let text = std::fs::read_to_string(&side).map_err(io_err(&side))?;
     let meta: CheckpointMeta = serde_json::from_str(&text)
         .map_err(|e| ModelError::Checkpoint { path: side.clone(), reason: format!("bad sidecar JSON: {e}") })?;
@@ -94,7 +116,9 @@ pub fn read_meta(path: &Path) -> Result<CheckpointMeta> {
 }
 
 /// Builds the model the sidecar describes on `device` and loads every
-/// variable; a missing, extra or mis-shaped tensor is an error.
+/// variable; a missing, extra or mis-shaped tensor is an error. A training
+/// checkpoint (`checkpoints/step-N.safetensors`) loads too: its networks,
+/// without the optimizer state.
 pub fn load(path: &Path, device: Device) -> Result<(McSfau, CheckpointMeta)> {
     let meta = read_meta(path)?;
     let model = McSfau::new(&meta.config, device)?;
@@ -115,6 +139,10 @@ pub fn load(path: &Path, device: Device) -> Result<(McSfau, CheckpointMeta)> {
         }
         Ok(())
     })?;
+    // A training checkpoint also holds the optimizer state and its meta.
+    if !sidecar(path).exists() {
+        file.retain(|k, _| !k.starts_with("momentum.") && k != "meta");
+    }
     if let Some(extra) = file.keys().min() {
         return Err(bad(format!("{} tensors the model does not have, e.g. {extra}", file.len())));
     }
@@ -144,6 +172,56 @@ pub fn export_backbone(store: &tch::nn::VarStore, path: &Path, batches_tracked: 
         });
     }
     write_tensors(&tensors, path)
+}
+
+/// What [`export_file`] wrote.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Exported {
+    /// Tensors written (parameters, BatchNorm statistics and counters).
+    pub tensors: usize,
+    /// Scalars in the parameters and statistics.
+    pub values: i64,
+    /// The checkpoint's optimizer step.
+    pub step: i64,
+}
+
+/// Exports the online backbone of a checkpoint file under torchvision's
+/// names (see [`export_backbone`]): a final `model.safetensors` (step from
+/// its sidecar JSON) or a training checkpoint
+/// `checkpoints/step-N.safetensors` (step from its `meta` tensor). The
+/// target network, the heads and the optimizer state are left out.
+pub fn export_file(checkpoint: &Path, out: &Path) -> Result<Exported> {
+    let bad = |reason: String| ModelError::Checkpoint { path: checkpoint.to_path_buf(), reason };
+    if out.canonicalize().ok().is_some_and(|o| checkpoint.canonicalize().ok() == Some(o)) {
+        return Err(bad("--out is the checkpoint itself".into()));
+    }
+    let file = Tensor::read_safetensors(checkpoint)?;
+    if !file.iter().any(|(n, _)| n.starts_with("online.backbone.")) {
+        return Err(bad("no online.backbone.* tensors (not an mcsfau checkpoint?)".into()));
+    }
+    let step = match file.iter().find(|(n, _)| n == "meta") {
+        Some((_, meta)) => {
+            let bytes = Vec::<u8>::try_from(&meta.to_kind(Kind::Uint8)).map_err(|e| bad(e.to_string()))?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| bad(format!("bad training-state JSON: {e}")))?;
+            v["step"].as_i64().ok_or_else(|| bad("the training state has no step".into()))?
+        }
+        None => read_meta(checkpoint)?.step,
+    };
+    let mut tensors = Vec::new();
+    let mut values = 0;
+    for (name, t) in file {
+        let Some(tv) = name.strip_prefix("online.backbone.") else { continue };
+        if let Some(bn) = tv.strip_suffix(".running_mean") {
+            let count = Tensor::from_slice(&[step]).reshape([] as [i64; 0]).to_kind(Kind::Int64);
+            tensors.push((format!("{bn}.num_batches_tracked"), count));
+        }
+        values += t.numel() as i64;
+        tensors.push((tv.to_string(), t));
+    }
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    write_tensors(&tensors, out)?;
+    Ok(Exported { tensors: tensors.len(), values, step })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod compare;
 pub mod detect;
 pub mod doctor;
+pub mod export;
 pub mod manifest;
 pub mod masks;
 pub mod model;
@@ -53,6 +54,8 @@ pub enum Command {
     Compare(compare::Args),
     /// Per-frame AU probabilities and presence for any video (CSV + Parquet).
     Detect(detect::Args),
+    /// A checkpoint's backbone as a torchvision state dict (safetensors, optionally .pth).
+    Export(export::Args),
     /// Figure 5: crops with input/refined landmarks and the masked regions (PNG).
     Masks(masks::Args),
     /// Pretrain MC-SFAU on shards: `mcsfau pretrain --shards DIR --config tiny --out RUN`.
@@ -75,6 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Supervise(args) => supervise::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Detect(args) => detect::run(args),
+        Command::Export(args) => export::run(args),
         Command::Masks(args) => masks::run(args),
         Command::Pretrain(args) => pretrain::run(args),
         Command::Preprocess(args) => preprocess::run(*args),

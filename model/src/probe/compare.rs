@@ -37,6 +37,7 @@ pub fn compare(a: &ProbeReport, a_label: &str, b: &ProbeReport, b_label: &str) -
             a.au_numbers, b.au_numbers
         )));
     }
+    same_test_set(a, a_label, b, b_label)?;
     let (a_f1, b_f1) = (a.f1s(), b.f1s());
     let test = paired_t_test(&a_f1, &b_f1)
         .ok_or_else(|| ModelError::Probe("a paired t-test needs at least two AUs".into()))?;
@@ -49,6 +50,28 @@ pub fn compare(a: &ProbeReport, a_label: &str, b: &ProbeReport, b_label: &str) -
         b_f1,
         test,
     })
+}
+
+/// The test split of a report: (manifest, frames), as far as the report
+/// records it.
+fn test_set(r: &ProbeReport) -> (String, Option<usize>) {
+    (r.manifest.clone(), r.splits.iter().find(|s| s.name == "test").map(|s| s.frames))
+}
+
+/// A paired test over AUs compares two methods on the same frames: reports
+/// of different manifests or test-frame counts are refused.
+fn same_test_set(a: &ProbeReport, a_label: &str, b: &ProbeReport, b_label: &str) -> Result<()> {
+    let ((ma, fa), (mb, fb)) = (test_set(a), test_set(b));
+    let frames = |f: Option<usize>| f.map_or("an unrecorded number of".to_string(), |n| n.to_string());
+    if ma != mb || fa != fb {
+        return Err(ModelError::Probe(format!(
+            "{a_label} was tested on {} frames of manifest {ma}, {b_label} on {} frames of {mb}: \
+             a paired test needs both methods on the same test set",
+            frames(fa),
+            frames(fb)
+        )));
+    }
+    Ok(())
 }
 
 impl Comparison {
@@ -72,6 +95,10 @@ impl Comparison {
             let _ = writeln!(s, " {:.1} |", 100.0 * m);
         }
         let t = &self.test;
+        if t.t.is_nan() {
+            let _ = writeln!(s, "\nEvery AU's F1 is the same in A and B: the paired t-test is undefined (t = NaN).");
+            return s;
+        }
         let verdict = if t.p_value < 0.05 { "significant at p < 0.05" } else { "not significant at p < 0.05" };
         let _ = writeln!(
             s,
