@@ -2,7 +2,7 @@
 """Generate the audit benchmark table: VoxCeleb2 dev at 1 fps, metadata only.
 
 5,994 identities, 145,569 videos, 1,092,009 clips and 9,000,000 frames (the
-counts DATA.md quotes; ~8.2 frames per clip at 1 fps), written as shards
+counts docs/manifests.md quotes; ~8.2 frames per clip at 1 fps), written as shards
 with the mcsfau shard schema *without* the `image` column (no JPEG bytes):
 sample_id, dataset, subject, video, clip, frame_index, timestamp_ms,
 crop_size, landmarks (49 x 2 float32, a mean face plus noise, 1/64 px

@@ -1,4 +1,4 @@
-//! The backbone q (paper section 3, "ResNet50 as backbone"; SPEC.md 3):
+//! The backbone q (paper section 3, "ResNet50 as backbone"; docs/method.md):
 //! a torchvision-layout ResNet with Bottleneck blocks (v1.5: stride on the
 //! 3x3 conv), without the average pool and the fc layer.
 //!

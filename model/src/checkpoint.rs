@@ -1,5 +1,5 @@
 //! Checkpoints: safetensors (no pickle) plus a sidecar JSON with the
-//! resolved config (SPEC.md 3; STYLE.md "resolved config in every
+//! resolved config (docs/model.md; "resolved config in every
 //! checkpoint").
 //!
 //! * `<name>.safetensors`: every variable of the online store as

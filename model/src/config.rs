@@ -1,4 +1,4 @@
-//! Typed model configuration (paper section 3 and 4.2; SPEC.md section 3).
+//! Typed model configuration (paper section 3 and 4.2; docs/method.md).
 //!
 //! [`ModelConfig::default()`] is the paper's model: ResNet-50 at 256x256,
 //! BYOL heads 2048 -> 4096 -> 256, tau 0.99, k = 50, r = 40 px, gamma = 0.6,

@@ -1,5 +1,5 @@
 //! MFRR landmark refinement, paper section 3.2, eq. 3, as decided in
-//! SPEC.md 3.2 (a denoising cascade that keeps eq. 3's form):
+//! docs/method.md, MFRR (a denoising cascade that keeps eq. 3's form):
 //!
 //! * `p_1` = the cached FAN 49 points of P, image pixels `(x, y)`.
 //! * for `m = 2..k`: `p'_(m-1) = sg(p_(m-1)) + sigma_m * eps_m`,
@@ -33,7 +33,7 @@ use tch::{Reduction, Tensor};
 use crate::config::{CascadeTarget, LdScale, ModelConfig};
 use crate::precision::{at_least_f32, wide_kind};
 
-/// Number of landmarks (49-point scheme, SPEC.md 2).
+/// Number of landmarks (49-point scheme, docs/preprocess.md).
 pub const LANDMARKS: i64 = 49;
 
 /// The jitter scale of each refinement step m = 2..k (`k - 1` values),

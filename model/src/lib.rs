@@ -1,5 +1,5 @@
 //! The mcsfau model stage, on libtorch through tch: MC-SFAU (paper section 3,
-//! SPEC.md 3) and its parts.
+//! docs/method.md) and its parts.
 //!
 //! * [`config`]: typed configuration, presets `paper`, `small` and `tiny`.
 //! * [`backbone`]: ResNet-50 with torchvision's variable names.

@@ -1,4 +1,4 @@
-//! bf16 autocast on CUDA (SPEC.md 3: "bf16 autocast on CUDA as a config
+//! bf16 autocast on CUDA (docs/model.md: "bf16 autocast on CUDA as a config
 //! option"; [`crate::config::ModelConfig::bf16_autocast`]).
 //!
 //! `tch::autocast` (tch 0.24) only switches CUDA autocast on; the reduced

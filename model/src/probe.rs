@@ -1,4 +1,4 @@
-//! The linear probe (paper 4.1, SPEC.md 4, following CLP): freeze the
+//! The linear probe (paper 4.1, docs/probe.md, following CLP): freeze the
 //! online backbone q_theta of a pretrained checkpoint, global-average-pool
 //! its feature map, train one linear layer with BCE-with-logits per AU on
 //! the train split, select hyperparameters on the validation split only,

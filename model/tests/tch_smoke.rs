@@ -33,7 +33,7 @@ fn torchscript_trace_round_trips() {
     tch::manual_seed(1);
     let mut vs = nn::VarStore::new(Device::Cpu);
     let model = net(&vs.root());
-    vs.freeze(); // tracing needs frozen variables (NOTES.md)
+    vs.freeze(); // tracing needs frozen variables
     let x = Tensor::randn([2, 3, 8, 8], (Kind::Float, Device::Cpu));
     let mut closure = |inputs: &[Tensor]| vec![model.forward(&inputs[0])];
     let traced = tch::CModule::create_by_tracing("Net", "forward", &[x.shallow_clone()], &mut closure).unwrap();

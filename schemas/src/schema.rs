@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA_NAME: &str = "mcsfau.face_crops";
 /// Schema version; readers refuse files of another major version.
 pub const SCHEMA_VERSION: u32 = 1;
-/// Landmarks per face (the 49-point subset of iBUG-68, see SPEC.md).
+/// Landmarks per face (the 49-point subset of iBUG-68, see docs/preprocess.md).
 pub const NUM_LANDMARKS: usize = 49;
 
 /// Column names, as constants so that no caller spells them twice.

@@ -192,7 +192,7 @@ def metadata(num_modules, depth, features, pool):
 
 
 def crop_params(box):
-    """DATA.md: centre of the box, y shifted up by 0.12 of its height; scale (w+h)/195."""
+    """face_alignment's rule: centre of the box, y shifted up by 0.12 of its height; scale (w+h)/195."""
     x0, y0, x1, y1 = [float(v) for v in box]
     w, h = x1 - x0, y1 - y0
     center = np.array([x1 - w / 2.0, y1 - h / 2.0 - 0.12 * h])

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch reference for the MC-SFAU model (SPEC.md section 3).
+"""PyTorch reference for the MC-SFAU model (docs/method.md).
 
 Builds the `tiny` preset (dropout 0, so train mode is deterministic) in
 float64 -- weights, inputs, noise and every output -- from PyTorch's own modules -- torchvision's ``Bottleneck``, ``nn.Transformer``,

@@ -44,7 +44,7 @@ pub struct AuditOptions {
     /// degenerate. Default 0.05 (aligned 256 crops have ~0.3-0.4).
     pub min_interocular_fraction: f64,
     /// Known clip lengths in frames per dataset, for the past-the-end label
-    /// check. Default: DISFA 4,845 frames per video (DATA.md).
+    /// check. Default: DISFA 4,845 frames per video (docs/audit.md).
     pub clip_frames: BTreeMap<String, i64>,
     /// Example rows listed per failed check. Default 10.
     pub max_examples: usize,

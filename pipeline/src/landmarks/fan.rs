@@ -1,7 +1,7 @@
 //! The `fan` landmark backend: 2D-FAN (Bulat & Tzimiropoulos, ICCV 2017;
 //! face_alignment's `2DFAN4`) in tch, on face boxes from dlib's HOG detector.
 //!
-//! Per DATA.md: a 256x256 crop around each face box (side 200 * scale,
+//! As face_alignment (docs/landmarks.md): a 256x256 crop around each face box (side 200 * scale,
 //! scale = (w + h) / 195, centre moved up by 0.12 of the box height, zero
 //! padding), RGB in [0, 1]; the last stack's 68 heatmaps (64x64) decode to
 //! points by argmax plus a quarter pixel toward the larger neighbour. The

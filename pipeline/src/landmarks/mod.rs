@@ -17,7 +17,7 @@ pub use dlib::DetectedFace;
 
 /// Points in the iBUG-68 scheme.
 pub const NUM_POINTS_68: usize = 68;
-/// Points kept for MC-SFAU (SPEC.md, "49 points from 68").
+/// Points kept for MC-SFAU (docs/preprocess.md, "Landmarks").
 pub const NUM_POINTS_49: usize = 49;
 
 /// The iBUG-68 indices of the 49 kept points, in order: without the jaw line
@@ -41,7 +41,7 @@ pub type Points68 = [[f32; 2]; NUM_POINTS_68];
 /// 49 (x, y) points.
 pub type Points49 = [[f32; 2]; NUM_POINTS_49];
 
-/// The single place where 68 points become 49 (SPEC.md).
+/// The single place where 68 points become 49 (docs/preprocess.md).
 pub fn to49(p: &Points68) -> Points49 {
     KEEP_49.map(|i| p[i])
 }

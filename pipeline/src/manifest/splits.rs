@@ -7,7 +7,7 @@
 //! `sha256("<PAPER_SEED>/<dataset>/<subject>")` (lowercase hex, ascending),
 //! take the first n_train as `train`, the next n_val as `val`, the rest as
 //! `test`. The 3-fold lists are the JAA-Net / ME-GraphAU ones from
-//! `shared/DATA.md`; DISFA's 27 subjects are their union.
+//! docs/manifests.md; DISFA's 27 subjects are their union.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -320,7 +320,7 @@ mod tests {
         assert_eq!(Dataset::Bp4d.subjects().len(), 41);
         let disfa = Dataset::Disfa.subjects();
         assert_eq!(disfa.len(), 27);
-        // DATA.md: SN001-SN032 minus the five absent ones.
+        // SN001-SN032 minus the five absent ones (docs/manifests.md).
         for absent in ["SN014", "SN015", "SN019", "SN020", "SN022"] {
             assert!(!disfa.iter().any(|s| s == absent), "{absent}");
         }

@@ -1,4 +1,4 @@
-//! AU label files of the labeled datasets (DATA.md).
+//! AU label files of the labeled datasets (docs/preprocess.md).
 //!
 //! * BP4D `AUCoding/AU_OCC/<subject>_<task>.csv`: a header row of AU numbers
 //!   whose first cell is the frame-number column ("0"), then one row per coded

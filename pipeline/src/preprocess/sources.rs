@@ -1,4 +1,4 @@
-//! Dataset layouts (DATA.md) -> the clips to preprocess.
+//! Dataset layouts (docs/preprocess.md) -> the clips to preprocess.
 //!
 //! A *clip* is the unit of work and of resumption: one VoxCeleb2 `.mp4`, one
 //! BP4D `Sequences/<subject>/<task>/` frame folder, or one DISFA left-camera

@@ -1,4 +1,4 @@
-//! The three raw dataset trees of DATA.md, with landmark sidecars.
+//! The three raw dataset trees (docs/synth.md), with landmark sidecars.
 //!
 //! * VoxCeleb2: `dev/mp4/<id>/<ytid>/<clip>.mp4`, 224x224, 25 fps, H.264.
 //! * BP4D: `Sequences/<subject>/<task>/<frame>.jpg` (zero-padded frame
@@ -26,7 +26,7 @@ use crate::error::{PipelineError, Result};
 use crate::landmarks::given::sidecar_path;
 use crate::progress::Progress;
 
-/// DISFA's subjects (27 of SN001-SN032, DATA.md folds).
+/// DISFA's subjects (27 of SN001-SN032, docs/manifests.md).
 pub const DISFA_SUBJECTS: [&str; 27] = [
     "SN001", "SN002", "SN003", "SN004", "SN005", "SN006", "SN007", "SN008", "SN009", "SN010", "SN011", "SN012",
     "SN013", "SN016", "SN017", "SN018", "SN021", "SN023", "SN024", "SN025", "SN026", "SN027", "SN028", "SN029",

@@ -1,4 +1,4 @@
-//! FAN's input crop and heatmap decoding (DATA.md, "Face Alignment (FAN)
+//! FAN's input crop and heatmap decoding (docs/landmarks.md, "Face Alignment (FAN)
 //! landmarks"; face_alignment's `utils.crop` and `get_preds_fromhm`).
 //!
 //! Pixel convention: source coordinates are pixel indices (the centre of
@@ -45,7 +45,7 @@ impl CropTransform {
     /// Cuts the 256x256 crop as planar RGB in [0, 1] (`out`: 3 * 256 * 256,
     /// channel-major). Crop pixel (u, v) is the bilinear sample of the source
     /// at `to_source(u + 0.5, v + 0.5)`; taps outside the frame count as
-    /// zero (DATA.md's zero padding).
+    /// zero (face_alignment's zero padding).
     pub fn cut(&self, frame: &FrameRef<'_>, out: &mut [f32]) {
         debug_assert_eq!(out.len(), 3 * CROP * CROP);
         let (w, h) = (frame.width as i64, frame.height as i64);
