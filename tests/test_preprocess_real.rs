@@ -201,3 +201,33 @@ fn fan_backend_runs_through_preprocess() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent.safetensors"));
 }
+
+#[test]
+fn a_run_without_a_terminal_logs_plain_progress_lines() {
+    // stderr is a pipe here, as in a Slurm log: indicatif draws nothing, so
+    // plain lines come every MCSFAU_PROGRESS_SECS; no ANSI codes anywhere.
+    let data = pyfeat_videos();
+    let d = tempfile::tempdir().unwrap();
+    let (root, out) = (d.path().join("raw"), d.path().join("out"));
+    for k in 0..3 {
+        let p = root.join(format!("dev/mp4/id9100{k}/pyfeat/00001.mp4"));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::copy(data.join("WolfgangLanger_Pexels.mp4"), &p).unwrap();
+    }
+    let o = mcsfau()
+        .args(["-v", "preprocess", "--dataset", "voxceleb2", "--landmarks", "dlib", "--fps", "2"])
+        .args(["--jobs", "1", "--clips-per-unit", "1", "--root"])
+        .arg(&root)
+        .arg("--out")
+        .arg(&out)
+        .env("MCSFAU_PROGRESS_SECS", "0.3")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("[mcsfau preprocess] clips")).collect();
+    assert!(!lines.is_empty(), "no progress line in {err}");
+    assert!(lines.iter().any(|l| l.contains("/3 (") && l.contains("ETA")), "{lines:?}");
+    assert!(err.contains("INFO"), "the -v log is there too: {err}");
+    assert!(!err.contains('\u{1b}'), "ANSI escape codes in a redirected log: {err:?}");
+}

@@ -54,7 +54,8 @@ pub fn faces_in_video(
     progress: &dyn Progress,
     mut sink: impl FnMut(Vec<FrameFace>) -> Result<()>,
 ) -> Result<DecodeStats> {
-    progress.start("frames", 0);
+    // The header's frame count (MP4, AVI) gives the bar its length and ETA.
+    progress.start("frames", crate::video::announced(video).unwrap_or(0));
     let stats = decode_video(video, &Select::Fps(0.0), batch.max(1), |frames| {
         let refs: Vec<FrameRef<'_>> =
             frames.iter().map(|f| FrameRef { width: f.width, height: f.height, rgb: &f.data, given: None }).collect();

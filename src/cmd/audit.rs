@@ -99,11 +99,17 @@ pub struct Bar(ProgressBar);
 impl Bar {
     /// A hidden-until-started bar.
     pub fn new() -> Self {
+        Self::for_command("audit")
+    }
+
+    /// A bar for `mcsfau COMMAND` (without a terminal: plain progress lines).
+    pub fn for_command(command: &'static str) -> Self {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{msg:30} [{bar:30}] {pos}/{len} {elapsed}")
+            ProgressStyle::with_template("{msg:30} [{bar:30}] {pos}/{len} {elapsed} ETA {eta}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
+        super::bar::lines_without_terminal(&bar, command);
         Self(bar)
     }
 }

@@ -68,7 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let parquet = csv.with_extension("parquet");
     let aus = report.au_numbers.clone();
     let started = std::time::Instant::now();
-    let bar = super::audit::Bar::new();
+    let bar = super::audit::Bar::for_command("detect");
     let quiet = pipeline::progress::NoProgress;
     let progress: &dyn pipeline::progress::Progress = if args.quiet { &quiet } else { &bar };
     let mut rows: Vec<FrameRecord> = Vec::new();

@@ -1,6 +1,7 @@
 //! One module per subcommand; [`Cli`] is the raw clap layer.
 
 pub mod audit;
+pub mod bar;
 pub mod compare;
 pub mod detect;
 pub mod doctor;
@@ -95,5 +96,8 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    use std::io::IsTerminal;
+    // No colour codes in a redirected log (a batch job's file, a pipe).
+    let ansi = std::io::stderr().is_terminal();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
 }

@@ -124,6 +124,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let pool = BackendPool::create_with(&spec, &config.device, config.jobs, service)
         .with_context(|| format!("cannot start the `{}` landmark backend", args.landmarks))?;
     let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    if !args.quiet {
+        super::bar::lines_without_terminal(&bar, "preprocess");
+    }
     bar.set_style(
         ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} [{elapsed_precise} ETA {eta}] {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),

@@ -53,9 +53,12 @@ pub fn parse_device(s: &str) -> anyhow::Result<tch::Device> {
 pub struct Bar(pub ProgressBar);
 
 impl Bar {
-    /// A hidden bar until [`TrainProgress::start`].
+    /// A hidden bar until [`TrainProgress::start`] (without a terminal:
+    /// plain progress lines).
     pub fn new() -> Self {
-        Self(ProgressBar::hidden())
+        let bar = ProgressBar::hidden();
+        super::bar::lines_without_terminal(&bar, "pretrain");
+        Self(bar)
     }
 }
 

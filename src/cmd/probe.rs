@@ -207,6 +207,7 @@ impl Bar {
             ProgressStyle::with_template("{msg:24} [{bar:30}] {pos}/{len} {per_sec} {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
+        super::bar::lines_without_terminal(&bar, "probe");
         Self(bar)
     }
 }

@@ -111,6 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} clips {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    super::bar::lines_without_terminal(&bar, "synth");
     let summary = generate_with_progress(layout, &out, &cfg, &Bar(bar))
         .with_context(|| format!("generating a {layout} tree in {}", out.display()))?;
     println!(
