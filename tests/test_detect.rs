@@ -37,7 +37,8 @@ fn checkpoint_and_probe(dir: &Path) {
     let point =
         GridPoint { lr: 0.01, weight_decay: 0.0, best_epoch: 1, epochs_run: 1, val_mean_f1: 0.5, val_mean_ap: 0.5 };
     let sel = Selection { metric: Default::default(), chosen: point.clone(), grid: vec![point], val_scores: vec![] };
-    let ckpt = CheckpointInfo { path: "ckpt.safetensors".into(), sha256: "0".into(), step: 1 };
+    let sha256 = model::probe::features::file_sha256(&dir.join("ckpt.safetensors")).unwrap();
+    let ckpt = CheckpointInfo { path: "ckpt.safetensors".into(), sha256, step: 1 };
     let r = ProbeReport::new(Dataset::Bp4d, ckpt, "m".into(), "cpu".into(), vec![], sel, test);
     std::fs::write(dir.join("probe/probe.json"), serde_json::to_string(&r).unwrap()).unwrap();
 }
@@ -71,9 +72,13 @@ fn detect_scores_every_frame_of_real_videos() {
     let log = run("single_face.mp4", "single.csv");
     assert!(log.contains("frames/s") && log.contains("dlib"), "{log}");
     let (header, rows) = read_csv(&d.join("single.csv"));
-    assert_eq!(header[..7], ["frame", "face_id", "timestamp", "confidence", "success", "AU01_c", "AU02_c"]);
-    assert_eq!(header.len(), 5 + 2 * 12);
-    assert_eq!(header[17], "AU01_p");
+    // OpenFace 2's names: frame .. success, (the face box), x_0..x_67,
+    // y_0..y_67, AUxx_r, AUxx_c.
+    assert_eq!(header[..5], ["frame", "face_id", "timestamp", "confidence", "success"]);
+    assert_eq!((&header[9][..], &header[77][..]), ("x_0", "y_0"));
+    assert_eq!(header.len(), 9 + 136 + 2 * 12);
+    let (r0, c0) = (9 + 136, 9 + 136 + 12);
+    assert_eq!((&header[r0][..], &header[c0][..]), ("AU01_r", "AU01_c"));
     let n = rows.len();
     assert!(n > 30, "every decoded frame is a row ({n})");
     let frames: Vec<i64> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
@@ -82,18 +87,56 @@ fn detect_scores_every_frame_of_real_videos() {
     assert!(found * 10 >= n * 9, "dlib finds the face in most frames ({found} of {n})");
     for r in rows.iter().filter(|r| r[4] == "1") {
         for a in 0..12 {
-            let p: f32 = r[17 + a].parse().unwrap();
+            let p: f32 = r[r0 + a].parse().unwrap();
             assert!((0.0..=1.0).contains(&p));
-            assert_eq!(r[5 + a], if p >= 0.5 { "1" } else { "0" });
+            assert_eq!(r[c0 + a], if p >= 0.5 { "1" } else { "0" });
         }
+        // the 68 points lie inside the face box, roughly, and the frame
+        let v = |i: usize| r[i].parse::<f32>().unwrap();
+        let (x0, y0, x1, y1) = (v(5), v(6), v(7), v(8));
+        assert!(x1 > x0 && y1 > y0 && x0 >= -1.0 && x1 <= 641.0, "{:?}", &r[5..9]);
+        let nose = (v(9 + 30), v(77 + 30));
+        assert!(nose.0 > x0 && nose.0 < x1 && nose.1 > y0 && nose.1 < y1, "nose tip {nose:?} in the box");
     }
     let parquet = d.join("single.parquet");
     let reader = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&parquet).unwrap()).unwrap();
     use parquet::file::reader::FileReader;
     assert_eq!(reader.metadata().file_metadata().num_rows() as usize, n);
+    let kv = reader.metadata().file_metadata().key_value_metadata().unwrap();
+    let get = |k: &str| kv.iter().find(|e| e.key == k).and_then(|e| e.value.clone()).unwrap_or_default();
+    assert_eq!(
+        get("mcsfau.checkpoint_sha256"),
+        model::probe::features::file_sha256(&d.join("ckpt.safetensors")).unwrap()
+    );
+    assert_eq!((get("mcsfau.probe"), get("mcsfau.threshold")), ("probe".into(), "0.5".into()));
 
     run("no_face.mp4", "none.csv");
     let (_, rows) = read_csv(&d.join("none.csv"));
     assert!(!rows.is_empty());
-    assert!(rows.iter().all(|r| r[4] == "0" && r[17].is_empty()), "no face: success 0, no probabilities");
+    assert!(rows.iter().all(|r| r[4] == "0" && r[r0].is_empty()), "no face: success 0, no probabilities");
+
+    // Refusals, nothing overwritten: a probe of another checkpoint, an
+    // --out over the video or the probe, a Parquet path as --out.
+    let video = data.join("single_face.mp4");
+    let bytes = std::fs::read(&video).unwrap();
+    tch::manual_seed(5);
+    model::checkpoint::save(&McSfau::new(&ModelConfig::tiny(), Device::Cpu).unwrap(), &d.join("other.safetensors"), 1)
+        .unwrap();
+    let refused = |args: &[&str], needle: &str| {
+        let o = mcsfau().current_dir(d).arg("detect").arg(&video).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    };
+    let base = ["--probe", "probe", "--device", "cpu"];
+    refused(
+        &[&base[..], &["--checkpoint", "other.safetensors", "--out", "o.csv"]].concat(),
+        "was trained on checkpoint",
+    );
+    let v = video.to_str().unwrap();
+    refused(&[&base[..], &["--checkpoint", "ckpt.safetensors", "--out", v]].concat(), "would overwrite the video");
+    refused(&[&base[..], &["--checkpoint", "ckpt.safetensors", "--out", "probe/probe.json"]].concat(), "probe report");
+    refused(&[&base[..], &["--checkpoint", "ckpt.safetensors", "--out", "x.parquet"]].concat(), "give the CSV path");
+    assert_eq!(std::fs::read(&video).unwrap(), bytes);
+    assert!(std::fs::read_to_string(d.join("probe/probe.json")).unwrap().contains("\"checkpoint\""));
 }

@@ -40,6 +40,8 @@ pub struct AlignedFace {
     pub score: f32,
     /// Face box in the frame, x0, y0, x1, y1.
     pub face_box: [f32; 4],
+    /// The 68 landmarks in frame pixels.
+    pub points68: crate::landmarks::Points68,
 }
 
 /// Decodes every frame of `video` (upright), finds a face with `backend`,
@@ -76,7 +78,13 @@ pub fn faces_in_video(
                 timestamp_ms: f.timestamp_ms,
                 face: face.and_then(|face| {
                     let a = align::align(&f.data, f.width, f.height, &to49(&face.points), size)?;
-                    Some(AlignedFace { rgb: a.rgb, landmarks: a.landmarks, score: face.score, face_box: face.face_box })
+                    Some(AlignedFace {
+                        rgb: a.rgb,
+                        landmarks: a.landmarks,
+                        score: face.score,
+                        face_box: face.face_box,
+                        points68: face.points,
+                    })
                 }),
             })
             .collect::<Vec<_>>();
@@ -102,16 +110,27 @@ pub struct FrameRecord {
     pub success: u8,
     /// AU probabilities in AU order; empty when `success` is 0.
     pub probs: Vec<f32>,
+    /// Face box in the frame (x0, y0, x1, y1), when a face was found.
+    pub face_box: Option<[f32; 4]>,
+    /// The 68 landmarks in frame pixels, when a face was found.
+    pub points68: Option<crate::landmarks::Points68>,
 }
 
-/// Column names: `frame, face_id, timestamp, confidence, success`, then
-/// `AUxx_c` (presence at `threshold`) for each AU, then `AUxx_p`
-/// (probability).
+/// The columns before the landmarks: `frame, face_id, timestamp,
+/// confidence, success`, the face box `face_x0, face_y0, face_x1, face_y1`.
+pub const LEADING: [&str; 9] =
+    ["frame", "face_id", "timestamp", "confidence", "success", "face_x0", "face_y0", "face_x1", "face_y1"];
+
+/// Column names, OpenFace 2's where it has one: [`LEADING`], the 68
+/// landmarks `x_0..x_67, y_0..y_67` (frame pixels), then for each AU
+/// `AUxx_r` (mcsfau's probability in [0, 1], in the column OpenFace uses
+/// for its intensity estimate) and `AUxx_c` (presence at the threshold).
 pub fn column_names(aus: &[u16]) -> Vec<String> {
-    let mut names: Vec<String> =
-        ["frame", "face_id", "timestamp", "confidence", "success"].iter().map(|s| s.to_string()).collect();
+    let mut names: Vec<String> = LEADING.iter().map(|s| s.to_string()).collect();
+    names.extend((0..68).map(|i| format!("x_{i}")));
+    names.extend((0..68).map(|i| format!("y_{i}")));
+    names.extend(aus.iter().map(|a| format!("AU{a:02}_r")));
     names.extend(aus.iter().map(|a| format!("AU{a:02}_c")));
-    names.extend(aus.iter().map(|a| format!("AU{a:02}_p")));
     names
 }
 
@@ -127,8 +146,9 @@ fn check(aus: &[u16], rows: &[FrameRecord]) -> Result<()> {
     }
 }
 
-/// The table as CSV text. Presence is `1`/`0` (0 for frames without a face);
-/// probabilities have 4 decimals and are empty for frames without a face.
+/// The table as CSV text. Probabilities have 4 decimals, box and
+/// landmarks 2; they are empty for frames without a face, whose presence
+/// is 0.
 pub fn to_csv(aus: &[u16], rows: &[FrameRecord], threshold: f32) -> Result<String> {
     check(aus, rows)?;
     let mut s = column_names(aus).join(",");
@@ -136,8 +156,15 @@ pub fn to_csv(aus: &[u16], rows: &[FrameRecord], threshold: f32) -> Result<Strin
     for r in rows {
         s.push_str(&format!("{},{},{:.3},{:.3},{}", r.frame, r.face_id, r.timestamp, r.confidence, r.success));
         let ok = r.success == 1;
-        for a in 0..aus.len() {
-            s.push_str(if ok && r.probs[a] >= threshold { ",1" } else { ",0" });
+        match r.face_box {
+            Some(b) if ok => b.iter().for_each(|v| s.push_str(&format!(",{v:.2}"))),
+            _ => s.push_str(",,,,"),
+        }
+        for axis in 0..2 {
+            match r.points68 {
+                Some(p) if ok => p.iter().for_each(|q| s.push_str(&format!(",{:.2}", q[axis]))),
+                _ => s.push_str(&",".repeat(68)),
+            }
         }
         for a in 0..aus.len() {
             if ok {
@@ -146,14 +173,25 @@ pub fn to_csv(aus: &[u16], rows: &[FrameRecord], threshold: f32) -> Result<Strin
                 s.push(',');
             }
         }
+        for a in 0..aus.len() {
+            s.push_str(if ok && r.probs[a] >= threshold { ",1" } else { ",0" });
+        }
         s.push('\n');
     }
     Ok(s)
 }
 
+/// What produced a table, stored in the Parquet file's key-value metadata
+/// (`mcsfau.*` keys) so a table says which model made it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Provenance {
+    /// `(key, value)` pairs, e.g. `("checkpoint", path)`.
+    pub entries: Vec<(String, String)>,
+}
+
 /// The table as an Arrow record batch (types: frame/face_id int64,
-/// timestamp float64, confidence float32, success uint8, `_c` uint8, `_p`
-/// float32, null for frames without a face).
+/// timestamp float64, confidence float32, success uint8, box, landmarks
+/// and `_r` float32 (null for frames without a face), `_c` uint8).
 pub fn to_record_batch(aus: &[u16], rows: &[FrameRecord], threshold: f32) -> Result<RecordBatch> {
     check(aus, rows)?;
     let names = column_names(aus);
@@ -171,14 +209,26 @@ pub fn to_record_batch(aus: &[u16], rows: &[FrameRecord], threshold: f32) -> Res
         Field::new(&names[3], DataType::Float32, false),
         Field::new(&names[4], DataType::UInt8, false),
     ];
+    let mut float_col = |name: &str, get: &dyn Fn(&FrameRecord) -> Option<f32>| {
+        cols.push(Arc::new(rows.iter().map(|r| if r.success == 1 { get(r) } else { None }).collect::<Float32Array>()));
+        fields.push(Field::new(name, DataType::Float32, true));
+    };
+    for k in 0..4 {
+        float_col(&names[5 + k], &|r| r.face_box.map(|b| b[k]));
+    }
+    for axis in 0..2 {
+        for i in 0..68 {
+            float_col(&names[9 + axis * 68 + i], &|r| r.points68.map(|p| p[i][axis]));
+        }
+    }
+    let first_au = 9 + 136;
+    for a in 0..aus.len() {
+        float_col(&names[first_au + a], &|r| r.probs.get(a).copied());
+    }
     for a in 0..aus.len() {
         let ok = |r: &FrameRecord| r.success == 1 && r.probs[a] >= threshold;
         cols.push(Arc::new(UInt8Array::from_iter_values(rows.iter().map(|r| u8::from(ok(r))))));
-        fields.push(Field::new(&names[5 + a], DataType::UInt8, false));
-    }
-    for a in 0..aus.len() {
-        cols.push(Arc::new(rows.iter().map(|r| (r.success == 1).then(|| r.probs[a])).collect::<Float32Array>()));
-        fields.push(Field::new(&names[5 + aus.len() + a], DataType::Float32, true));
+        fields.push(Field::new(&names[first_au + aus.len() + a], DataType::UInt8, false));
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
         .map_err(|e| PipelineError::Config(format!("building the frame table: {e}")))
@@ -189,13 +239,26 @@ pub fn write_csv(path: &Path, aus: &[u16], rows: &[FrameRecord], threshold: f32)
     crate::error::write_file(path, to_csv(aus, rows, threshold)?.as_bytes())
 }
 
-/// Writes the table as a Parquet file (zstd) to `path`.
-pub fn write_parquet(path: &Path, aus: &[u16], rows: &[FrameRecord], threshold: f32) -> Result<()> {
+/// Writes the table as a Parquet file (zstd) to `path`, with `provenance`
+/// as `mcsfau.<key>` key-value metadata.
+pub fn write_parquet(
+    path: &Path,
+    aus: &[u16],
+    rows: &[FrameRecord],
+    threshold: f32,
+    provenance: &Provenance,
+) -> Result<()> {
     let batch = to_record_batch(aus, rows, threshold)?;
+    let kv: Vec<parquet::file::metadata::KeyValue> = provenance
+        .entries
+        .iter()
+        .map(|(k, v)| parquet::file::metadata::KeyValue::new(format!("mcsfau.{k}"), v.clone()))
+        .collect();
     crate::error::atomic(path, |tmp| {
         let file = std::fs::File::create(tmp).map_err(|e| PipelineError::io(tmp, e))?;
         let props = parquet::file::properties::WriterProperties::builder()
             .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+            .set_key_value_metadata(Some(kv.clone()))
             .build();
         let err = |e: parquet::errors::ParquetError| PipelineError::Input {
             path: path.to_path_buf(),
@@ -214,8 +277,26 @@ mod tests {
 
     fn rows() -> Vec<FrameRecord> {
         vec![
-            FrameRecord { frame: 1, face_id: 0, timestamp: 0.0, confidence: 0.9, success: 1, probs: vec![0.7, 0.2] },
-            FrameRecord { frame: 2, face_id: 0, timestamp: 0.04, confidence: 0.0, success: 0, probs: vec![] },
+            FrameRecord {
+                frame: 1,
+                face_id: 0,
+                timestamp: 0.0,
+                confidence: 0.9,
+                success: 1,
+                probs: vec![0.7, 0.2],
+                face_box: Some([1.0, 2.0, 30.0, 40.0]),
+                points68: Some([[5.0, 6.0]; 68]),
+            },
+            FrameRecord {
+                frame: 2,
+                face_id: 0,
+                timestamp: 0.04,
+                confidence: 0.0,
+                success: 0,
+                probs: vec![],
+                face_box: None,
+                points68: None,
+            },
         ]
     }
 
@@ -223,16 +304,25 @@ mod tests {
     fn csv_has_openface_columns_and_empty_probabilities_without_a_face() {
         let csv = to_csv(&[1, 12], &rows(), 0.5).unwrap();
         let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], "frame,face_id,timestamp,confidence,success,AU01_c,AU12_c,AU01_p,AU12_p");
-        assert_eq!(lines[1], "1,0,0.000,0.900,1,1,0,0.7000,0.2000");
-        assert_eq!(lines[2], "2,0,0.040,0.000,0,0,0,,");
+        let header: Vec<&str> = lines[0].split(',').collect();
+        assert_eq!(header[..9], LEADING);
+        assert_eq!((header[9], header[76], header[77], header[144]), ("x_0", "x_67", "y_0", "y_67"));
+        assert_eq!(header[145..], ["AU01_r", "AU12_r", "AU01_c", "AU12_c"]);
+        let one: Vec<&str> = lines[1].split(',').collect();
+        assert_eq!(one[..9], ["1", "0", "0.000", "0.900", "1", "1.00", "2.00", "30.00", "40.00"]);
+        assert_eq!((one[9], one[77]), ("5.00", "6.00"));
+        assert_eq!(one[145..], ["0.7000", "0.2000", "1", "0"]);
+        let two: Vec<&str> = lines[2].split(',').collect();
+        assert_eq!(two.len(), header.len());
+        assert!(two[5..147].iter().all(|c| c.is_empty()) && two[147..] == ["0", "0"], "{two:?}");
     }
 
     #[test]
     fn record_batch_nulls_probabilities_of_failed_frames() {
         let b = to_record_batch(&[1, 12], &rows(), 0.5).unwrap();
-        assert_eq!(b.num_columns(), 9);
-        let p = b.column_by_name("AU01_p").unwrap();
+        assert_eq!(b.num_columns(), 9 + 136 + 4);
+        assert_eq!(b.column_by_name("y_3").unwrap().null_count(), 1);
+        let p = b.column_by_name("AU01_r").unwrap();
         assert_eq!((p.null_count(), b.num_rows()), (1, 2));
         let bad = FrameRecord { probs: vec![0.1], ..rows()[0].clone() };
         assert!(to_csv(&[1, 12], &[bad], 0.5).is_err());

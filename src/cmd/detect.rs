@@ -46,6 +46,39 @@ pub struct Args {
     /// Do not draw the progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Apply a probe trained on another checkpoint than --checkpoint (its
+    /// head then reads features it was not fitted on).
+    #[arg(long)]
+    pub allow_other_checkpoint: bool,
+}
+
+/// Refuses output paths that would overwrite an input or each other.
+fn check_outputs(
+    args: &Args,
+    csv: &std::path::Path,
+    parquet: &std::path::Path,
+    head: &std::path::Path,
+) -> anyhow::Result<()> {
+    if csv.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet")) {
+        bail!("--out {}: give the CSV path (the Parquet table goes beside it as .parquet)", csv.display());
+    }
+    let same = |a: &std::path::Path, b: &std::path::Path| {
+        a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+    };
+    let probe_json = if args.probe.is_dir() { args.probe.join("probe.json") } else { args.probe.clone() };
+    for out in [csv, parquet] {
+        for (what, input) in [
+            ("the video", &args.video),
+            ("--checkpoint", &args.checkpoint),
+            ("the probe report", &probe_json),
+            ("the probe head", &head.to_path_buf()),
+        ] {
+            if same(out, input) {
+                bail!("--out: {} would overwrite {what}", out.display());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs detection and writes the tables.
@@ -53,6 +86,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let device = super::probe::device(&args.device)?;
     let report = ProbeReport::load(&args.probe).with_context(|| format!("reading {}", args.probe.display()))?;
     let head_path = report.head_path(&args.probe);
+    let csv = args.out.clone().unwrap_or_else(|| {
+        let stem = args.video.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "video".into());
+        PathBuf::from(format!("{stem}.au.csv"))
+    });
+    let parquet = csv.with_extension("parquet");
+    check_outputs(&args, &csv, &parquet, &head_path)?;
+    // The probe's head was fitted on one checkpoint's features.
+    let sha = model::probe::features::file_sha256(&args.checkpoint)
+        .with_context(|| format!("reading {}", args.checkpoint.display()))?;
+    if !report.checkpoint.sha256.is_empty() && report.checkpoint.sha256 != sha && !args.allow_other_checkpoint {
+        bail!(
+            "the probe {} was trained on checkpoint {} (sha256 {}), not on {} (sha256 {}); \
+             pass the checkpoint it was trained on, or --allow-other-checkpoint",
+            args.probe.display(),
+            report.checkpoint.path,
+            &report.checkpoint.sha256[..report.checkpoint.sha256.len().min(12)],
+            args.checkpoint.display(),
+            &sha[..12]
+        );
+    }
     let head = Head::load(&head_path)?;
     let (net, _) = model::checkpoint::load(&args.checkpoint, device)
         .with_context(|| format!("loading checkpoint {}", args.checkpoint.display()))?;
@@ -61,11 +114,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("--landmarks {}: detect needs a detector (dlib or fan:WEIGHTS)", args.landmarks);
     }
     let mut lm = backend::create(&spec, if device.is_cuda() { "cuda" } else { "cpu" })?;
-    let csv = args.out.clone().unwrap_or_else(|| {
-        let stem = args.video.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "video".into());
-        PathBuf::from(format!("{stem}.au.csv"))
-    });
-    let parquet = csv.with_extension("parquet");
     let aus = report.au_numbers.clone();
     let started = std::time::Instant::now();
     let bar = super::audit::Bar::for_command("detect");
@@ -89,13 +137,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let mut k = 0;
         for f in frames {
-            let (confidence, success, p) = match &f.face {
+            let (confidence, success, p, face_box, points68) = match &f.face {
                 Some(face) => {
                     let p = probs[k * aus.len()..(k + 1) * aus.len()].to_vec();
                     k += 1;
-                    (face.score, 1, p)
+                    (face.score, 1, p, Some(face.face_box), Some(face.points68))
                 }
-                None => (0.0, 0, Vec::new()),
+                None => (0.0, 0, Vec::new(), None, None),
             };
             rows.push(FrameRecord {
                 frame: f.index + 1,
@@ -104,6 +152,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 confidence,
                 success,
                 probs: p,
+                face_box,
+                points68,
             });
         }
         Ok(())
@@ -124,7 +174,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let secs = started.elapsed().as_secs_f64();
     detect::write_csv(&csv, &aus, &rows, THRESHOLD)?;
-    detect::write_parquet(&parquet, &aus, &rows, THRESHOLD)?;
+    let provenance = detect::Provenance {
+        entries: vec![
+            ("tool_version".into(), env!("CARGO_PKG_VERSION").into()),
+            ("video".into(), args.video.display().to_string()),
+            ("checkpoint".into(), args.checkpoint.display().to_string()),
+            ("checkpoint_sha256".into(), sha.clone()),
+            ("probe".into(), args.probe.display().to_string()),
+            ("probe_head".into(), head_path.display().to_string()),
+            ("threshold".into(), THRESHOLD.to_string()),
+            ("landmarks".into(), args.landmarks.clone()),
+            ("au_numbers".into(), serde_json::to_string(&aus)?),
+        ],
+    };
+    detect::write_parquet(&parquet, &aus, &rows, THRESHOLD, &provenance)?;
     let faces = rows.iter().filter(|r| r.success == 1).count();
     println!(
         "{}: {} frames, face in {} ({} without), {:.1} s, {:.1} frames/s ({} landmarks, {} AUs from {})",
