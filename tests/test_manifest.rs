@@ -75,3 +75,40 @@ fn unknown_subject_and_bad_arguments_are_clear_errors() {
     let out = mcsfau(&["manifest", "build", "--dataset", "ck+", "--shards", "s"], d);
     assert!(text(&out).contains("unknown dataset `ck+`"), "{}", text(&out));
 }
+
+#[test]
+fn build_outside_the_repository_uses_the_built_in_split() {
+    // A user's working folder: shards, no manifests/ folder.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fixtures::write_labeled_set(&d.join("shards")).unwrap();
+    let build = mcsfau(&["manifest", "build", "--dataset", "bp4d", "--shards", "shards"], d);
+    assert!(build.status.success(), "{}", text(&build));
+    assert!(text(&build).contains("using the built-in bp4d paper split"), "{}", text(&build));
+    let built_in = std::fs::read_to_string(d.join("manifests/bp4d/paper.frames.csv")).unwrap();
+    // The same frames and splits as with the repository's split file.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    let out = d.join("with-repo.frames.json");
+    let o = mcsfau(
+        &[
+            "manifest",
+            "build",
+            "--dataset",
+            "bp4d",
+            "--shards",
+            "shards",
+            "--manifests",
+            repo.to_str().unwrap(),
+            "--out",
+        ]
+        .iter()
+        .copied()
+        .chain([out.to_str().unwrap()])
+        .collect::<Vec<_>>(),
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(d.join("with-repo.frames.csv")).unwrap(), built_in);
+    let v = mcsfau(&["manifest", "verify", "--manifest", "manifests/bp4d/paper.frames.json"], d);
+    assert!(v.status.success(), "{}", text(&v));
+}

@@ -41,7 +41,9 @@ pub enum Action {
         /// Subject protocol: paper (train/val/test) or folds3.
         #[arg(long, default_value = "paper")]
         split: String,
-        /// Folder of the subject split files.
+        /// Folder of the subject split files; where it has no file for this
+        /// dataset and protocol, the built-in split is used (the same rule
+        /// and subjects as the repository's `manifests/`).
         #[arg(long, default_value = "manifests")]
         manifests: PathBuf,
         /// Manifest JSON to write [default: <manifests>/<dataset>/<split>.frames.json];
@@ -80,12 +82,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let dataset = Dataset::parse(&dataset)?;
             let protocol = Protocol::parse(&split)?;
             let split_file = SubjectSplit::path_in(&manifests, dataset, protocol);
-            let subjects = SubjectSplit::load(&manifests, dataset, protocol).with_context(|| {
-                format!(
-                    "reading the subject split (regenerate with `mcsfau manifest splits --dir {}`)",
-                    manifests.display()
-                )
-            })?;
+            let (subjects, split_name) = if split_file.exists() {
+                let s = SubjectSplit::load(&manifests, dataset, protocol).with_context(|| {
+                    format!(
+                        "reading the subject split (regenerate with `mcsfau manifest splits --dir {}`)",
+                        manifests.display()
+                    )
+                })?;
+                (s, split_file.display().to_string())
+            } else {
+                eprintln!(
+                    "note: no {}; using the built-in {} {} split (the repository's manifests/{}/{}.csv)",
+                    split_file.display(),
+                    dataset.name(),
+                    protocol.name(),
+                    dataset.name(),
+                    protocol.name()
+                );
+                let name = format!("built-in:{}/{}.csv", dataset.name(), protocol.name());
+                (SubjectSplit::generate(dataset, protocol), name)
+            };
             let out =
                 out.unwrap_or_else(|| manifests.join(dataset.name()).join(format!("{}.frames.json", protocol.name())));
             let frames_file = manifest::format::frames_file_name(&out);
@@ -93,8 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 bail!("{}: its frames CSV would overwrite the split file {}", out.display(), split_file.display());
             }
             let bar = Bar::new();
-            let (m, frames) =
-                manifest::build(&shards, &subjects, &split_file.display().to_string(), &frames_file, &bar)?;
+            let (m, frames) = manifest::build(&shards, &subjects, &split_name, &frames_file, &bar)?;
             manifest::save(&out, &m, &frames)?;
             println!("{} {} manifest: {} frames -> {}", m.dataset, m.protocol, m.total_frames, out.display());
             let paper = dataset.paper_images();
