@@ -230,6 +230,14 @@ pub fn pooled_features(backbone: &Backbone, images: &Tensor, image_size: i64) ->
     tch::no_grad(|| {
         let mut x = images.to_kind(Kind::Float) / 255.0; // [B, 3, H, W]
         if x.size()[2] != image_size || x.size()[3] != image_size {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                tracing::warn!(
+                    "crops are {}x{} px, the checkpoint takes {image_size}x{image_size}: resizing them (bilinear, antialiased)",
+                    x.size()[2],
+                    x.size()[3]
+                )
+            });
             x = x.internal_upsample_bilinear2d_aa([image_size, image_size], false, None, None);
         }
         let f = backbone.forward_t(&normalize(&x.contiguous()), false); // [B, C, h, w]

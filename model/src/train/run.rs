@@ -73,7 +73,9 @@ fn open_data(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Data> {
     let set = ShardSet::from_dir(&opts.shards)?;
     if i64::from(set.crop_size()) != cfg.model.image_size {
         return Err(shards_err(format!(
-            "crops are {0}x{0} px but the model takes {1}x{1} (model.image_size)",
+            "crops are {0}x{0} px but the model takes {1}x{1} (model.image_size): pretraining does not resize \
+             (the landmarks and masks are in crop pixels); preprocess with --crop-size {1}, or pick a preset \
+             or TOML config with model.image_size = {0} (`paper` takes 256, `small` 128, `tiny` 64)",
             set.crop_size(),
             cfg.model.image_size
         )));
