@@ -85,6 +85,27 @@ pub fn draw_losses(records: &[LogRecord], path: &Path) -> Result<()> {
     })
 }
 
+/// A tick label a reader takes in at a glance: up to 4 significant digits
+/// without trailing zeros (`2.1`, `0.035`, `1200`), scientific only for
+/// very large or very small values (`1.2e-5`).
+pub fn tick(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 || !v.is_finite() {
+        return if v == 0.0 { "0".into() } else { format!("{v}") };
+    }
+    if !(1e-3..1e5).contains(&a) {
+        let s = format!("{v:.1e}");
+        return s.replace(".0e", "e");
+    }
+    let decimals = (3 - a.log10().floor() as i32).clamp(0, 6) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
 /// Draws with or without text (titles, tick labels).
 fn draw(records: &[LogRecord], path: &Path, text: bool) -> Result<()> {
     let err = |e: &dyn std::fmt::Debug| TrainError::Plot { path: path.to_path_buf(), message: format!("{e:?}") };
@@ -99,24 +120,47 @@ fn draw(records: &[LogRecord], path: &Path, text: bool) -> Result<()> {
             lines.iter().flat_map(|(_, get, _)| records.iter().map(get)).filter(|v| v.is_finite()).collect();
         let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let (lo, hi) = if lo.is_finite() { (lo, if hi > lo { hi } else { lo + 1e-9 }) } else { (0.0, 1.0) };
+        // Positive curves spanning more than a decade go on a log scale, so
+        // one early spike does not flatten the rest.
+        let log = lo > 0.0 && hi / lo > 10.0;
+        let f = |v: f64| if log { v.log10() } else { v };
+        let (lo, hi) = if lo.is_finite() { (f(lo), if hi > lo { f(hi) } else { f(lo) + 1e-9 }) } else { (0.0, 1.0) };
         let pad = (hi - lo) * 0.05;
         let mut builder = ChartBuilder::on(area);
         builder.margin(12);
         if text {
-            builder.caption(name, ("sans-serif", 20)).x_label_area_size(30).y_label_area_size(60);
+            let caption = if log { format!("{name} (log scale)") } else { name.to_string() };
+            builder.caption(caption, ("sans-serif", 20)).x_label_area_size(30).y_label_area_size(60);
         }
         let mut chart = builder.build_cartesian_2d(x0..x1, (lo - pad)..(hi + pad)).map_err(|e| err(&e))?;
         let mut mesh = chart.configure_mesh();
+        // log ticks at 2 significant digits (10^-2.5 reads 0.0032)
+        let two = |v: f64| {
+            let k = 10f64.powi(1 - v.abs().log10().floor() as i32);
+            (v * k).round() / k
+        };
+        let y_fmt = |v: &f64| tick(if log { two(10f64.powf(*v)) } else { *v });
+        let x_fmt = |v: &f64| format!("{v:.0}");
+        // integer steps: no more labels than steps in the range
+        let x_labels = ((x1 - x0).round() as usize + 1).clamp(2, 6);
         if text {
-            mesh.x_desc("step").y_label_formatter(&|v| format!("{v:.3e}"));
+            mesh.x_desc("step").x_labels(x_labels).x_label_formatter(&x_fmt).y_labels(6).y_label_formatter(&y_fmt);
         } else {
             mesh.disable_x_mesh().disable_y_mesh().x_labels(0).y_labels(0);
         }
         mesh.draw().map_err(|e| err(&e))?;
+        if ys.is_empty() && text {
+            let (w, h) = area.dim_in_pixel();
+            area.draw_text(
+                "not logged yet",
+                &("sans-serif", 18).into_text_style(area),
+                (w as i32 / 2 - 60, h as i32 / 2),
+            )
+            .map_err(|e| err(&e))?;
+        }
         for (_, get, color) in lines {
             let points = records.iter().map(|r| (r.step as f64, get(r))).filter(|(_, v)| v.is_finite());
-            let points: Vec<(f64, f64)> = points.collect();
+            let points: Vec<(f64, f64)> = points.map(|(x, y)| (x, f(y))).collect();
             if points.len() == 1 {
                 chart.draw_series(PointSeries::of_element(points, 3, color.filled(), &|c, s, st| Circle::new(c, s, st)))
             } else {
@@ -131,6 +175,12 @@ fn draw(records: &[LogRecord], path: &Path, text: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tick_labels_are_short() {
+        let t: Vec<String> = [2.1, 0.035, 1200.0, 0.0, 1.2e-5, 3e6, 5.0, 0.1234567].into_iter().map(tick).collect();
+        assert_eq!(t, ["2.1", "0.035", "1200", "0", "1.2e-5", "3e6", "5", "0.1235"]);
+    }
     use crate::train::LossValues;
 
     /// No font is registered in this test binary: the text-free path must

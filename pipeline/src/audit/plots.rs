@@ -87,8 +87,23 @@ pub fn draw_all(r: &AuditReport, out: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Splits in reading order: train, val, test, then the rest by name (folds).
+fn split_rank(s: &str) -> (usize, &str) {
+    (["train", "val", "test"].iter().position(|k| *k == s).unwrap_or(3), s)
+}
+
+/// Integer tick labels for count axes (no `20.0`, no half counts).
+fn count_tick(v: &f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round() as i64)
+    } else {
+        String::new()
+    }
+}
+
 fn base_rates(r: &AuditReport, ds: &str, path: &Path) -> Result<PathBuf> {
-    let rows: Vec<_> = r.base_rates.iter().filter(|b| b.dataset == ds).collect();
+    let mut rows: Vec<_> = r.base_rates.iter().filter(|b| b.dataset == ds).collect();
+    rows.sort_by(|a, b| split_rank(&a.split).cmp(&split_rank(&b.split)));
     let n_au = rows[0].aus.len();
     let labels: Vec<String> = rows[0].aus.iter().map(|a| format!("AU{}", a.au)).collect();
     let root = BitMapBackend::new(path, (900, 450)).into_drawing_area();
@@ -98,7 +113,7 @@ fn base_rates(r: &AuditReport, ds: &str, path: &Path) -> Result<PathBuf> {
         .margin(12)
         .x_label_area_size(35)
         .y_label_area_size(45)
-        .build_cartesian_2d(-0.5f64..n_au as f64 - 0.5, 0f64..1f64)
+        .build_cartesian_2d(-0.5f64..n_au as f64 - 0.5, 0f64..1.15f64)
         .map_err(|e| plot_err(path, e))?;
     chart
         .configure_mesh()
@@ -106,6 +121,7 @@ fn base_rates(r: &AuditReport, ds: &str, path: &Path) -> Result<PathBuf> {
         .x_labels(n_au)
         .x_label_formatter(&|x| labels.get(x.round() as usize).cloned().unwrap_or_default())
         .y_desc("present / known")
+        .y_label_formatter(&|v| if *v <= 1.0 + 1e-9 { format!("{v:.1}") } else { String::new() })
         .draw()
         .map_err(|e| plot_err(path, e))?;
     let width = 0.8 / rows.len() as f64;
@@ -121,8 +137,10 @@ fn base_rates(r: &AuditReport, ds: &str, path: &Path) -> Result<PathBuf> {
             .label(b.split.clone())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
+    // Above the bars (the y range leaves room over 1.0).
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
@@ -132,13 +150,15 @@ fn base_rates(r: &AuditReport, ds: &str, path: &Path) -> Result<PathBuf> {
 }
 
 fn frames_per_subject(r: &AuditReport, ds: &str, path: &Path) -> Result<PathBuf> {
-    let rows: Vec<_> = r.counts.per_subject.iter().filter(|s| s.dataset == ds).collect();
+    let mut rows: Vec<_> = r.counts.per_subject.iter().filter(|s| s.dataset == ds).collect();
+    rows.sort_by(|a, b| split_rank(&a.split).cmp(&split_rank(&b.split)).then_with(|| a.key.cmp(&b.key)));
     let mut splits: Vec<&str> = rows.iter().map(|s| s.split.as_str()).collect();
-    splits.sort();
+    splits.sort_by_key(|s| split_rank(s));
     splits.dedup();
     let root = BitMapBackend::new(path, (900, 450)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-    let max = rows.iter().map(|s| s.frames).max().unwrap_or(1) as f64 * 1.1;
+    // Room above the tallest bar for the legend.
+    let max = rows.iter().map(|s| s.frames).max().unwrap_or(1) as f64 * 1.3;
     if rows.len() <= 100 {
         let mut chart = ChartBuilder::on(&root)
             .caption(format!("{ds}: frames per subject"), ("sans-serif", 20))
@@ -154,6 +174,7 @@ fn frames_per_subject(r: &AuditReport, ds: &str, path: &Path) -> Result<PathBuf>
             .x_labels(rows.len().min(20))
             .x_label_formatter(&|x| names.get(x.round().max(0.0) as usize).cloned().unwrap_or_default())
             .y_desc("frames")
+            .y_label_formatter(&count_tick)
             .draw()
             .map_err(|e| plot_err(path, e))?;
         for (k, split) in splits.iter().enumerate() {
@@ -169,6 +190,7 @@ fn frames_per_subject(r: &AuditReport, ds: &str, path: &Path) -> Result<PathBuf>
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
@@ -189,7 +211,14 @@ fn frames_per_subject(r: &AuditReport, ds: &str, path: &Path) -> Result<PathBuf>
             .y_label_area_size(60)
             .build_cartesian_2d(0f64..max, 0f64..top)
             .map_err(|e| plot_err(path, e))?;
-        chart.configure_mesh().x_desc("frames").y_desc("subjects").draw().map_err(|e| plot_err(path, e))?;
+        chart
+            .configure_mesh()
+            .x_desc("frames")
+            .y_desc("subjects")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&count_tick)
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
         let bars = hist.iter().enumerate().map(|(i, &n)| {
             Rectangle::new([(i as f64 * step, 0.0), ((i + 1) as f64 * step, n as f64)], PALETTE[0].filled())
         });
