@@ -57,3 +57,48 @@ fn a_cuda_device_libtorch_does_not_see_is_refused_with_exit_2_not_a_panic() {
     assert!(err.contains("cuda:99") && err.contains("CUDA device"), "{err}");
     assert!(!err.contains("panicked") && !out.exists(), "refused before any work: {err}");
 }
+
+#[test]
+fn every_subcommand_has_examples_exit_codes_and_the_shared_flag_names() {
+    let help = |cmd: &[&str]| {
+        let o = mcsfau().args(cmd).arg("--help").output().unwrap();
+        assert!(o.status.success(), "{cmd:?}");
+        // help wraps lines: compare with single spaces
+        String::from_utf8_lossy(&o.stdout).split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    for cmd in [
+        "preprocess",
+        "audit",
+        "manifest",
+        "pretrain",
+        "probe",
+        "supervise",
+        "detect",
+        "masks",
+        "synth",
+        "compare",
+        "export",
+        "doctor",
+    ] {
+        let h = help(&[cmd]);
+        assert!(h.contains("EXAMPLE"), "{cmd} --help has no examples:\n{h}");
+        assert!(h.contains("Exit code") || cmd == "export", "{cmd} --help does not say its exit codes:\n{h}");
+    }
+    // One name per idea across commands (old names stay as aliases).
+    for cmd in ["preprocess", "audit", "pretrain", "probe", "supervise", "detect", "synth"] {
+        assert!(help(&[cmd]).contains("--quiet"), "{cmd} has no --quiet");
+    }
+    for cmd in ["preprocess", "pretrain", "probe", "supervise", "detect"] {
+        let h = help(&[cmd]);
+        assert!(h.contains("--device") && h.contains("[default: auto]"), "{cmd}: device default:\n{h}");
+    }
+    for cmd in ["preprocess", "probe", "supervise"] {
+        assert!(help(&[cmd]).contains("--jobs"), "{cmd} has no --jobs");
+    }
+    for cmd in ["preprocess", "audit", "pretrain", "probe", "supervise", "detect", "synth", "export", "masks"] {
+        assert!(help(&[cmd]).contains("--out"), "{cmd} has no --out");
+    }
+    assert!(help(&["detect"]).contains("--batch-size") && help(&["preprocess"]).contains("--batch-size"));
+    assert!(help(&["supervise"]).contains("--config") && help(&["pretrain"]).contains("--config"));
+    assert!(help(&["manifest", "build"]).contains("--protocol"));
+}

@@ -12,6 +12,11 @@ use pipeline::progress::Progress;
 
 /// Arguments of `mcsfau audit`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "EXAMPLES:
+  mcsfau audit --shards OUT/shards --manifest manifests/bp4d/paper.frames.json --out audit-bp4d
+  mcsfau audit --shards OUT/shards --out audit --decode-sample 0
+
+Exit code: 0 every check passed, 1 a check failed (see report.md), 2 the audit could not run.")]
 pub struct Args {
     /// Folder of shards (searched recursively; every dataset in it is audited).
     #[arg(long)]
@@ -22,8 +27,11 @@ pub struct Args {
     #[arg(long = "manifest")]
     pub manifests: Vec<PathBuf>,
     /// Folder for report.md, report.json, CSV tables and PNG plots.
-    #[arg(long)]
+    #[arg(long, visible_alias = "out")]
     pub report: PathBuf,
+    /// Do not draw the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
     /// Rows whose JPEG is decoded in the spot check (seeded sample; 0 skips).
     #[arg(long, default_value_t = 64, value_parser = super::num::count(0, 100_000_000))]
     pub decode_sample: usize,
@@ -67,7 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map(|p| pipeline::manifest::load(p).with_context(|| format!("loading manifest {}", p.display())))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let started = std::time::Instant::now();
-    let report = audit::run(&args.shards, &manifests, &opts, &Bar::new())?;
+    let bar = if args.quiet { Bar::hidden() } else { Bar::new() };
+    let report = audit::run(&args.shards, &manifests, &opts, &bar)?;
     let files = audit::report::write(&report, &args.report)?;
     let failed = report.failed();
     println!(
@@ -100,6 +109,11 @@ impl Bar {
     /// A hidden-until-started bar.
     pub fn new() -> Self {
         Self::for_command("audit")
+    }
+
+    /// A bar that never draws (`--quiet`).
+    pub fn hidden() -> Self {
+        Self(ProgressBar::hidden())
     }
 
     /// A bar for `mcsfau COMMAND` (without a terminal: plain progress lines).

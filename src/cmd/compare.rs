@@ -9,6 +9,11 @@ use model::probe::report::{self, ProbeReport};
 
 /// Arguments of `mcsfau compare`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "EXAMPLE:
+  mcsfau compare probe-a/probe.json probe-b     # a folder holding probe.json works too
+
+Both reports must cover the same dataset, AUs and test set. Exit code: 0 compared
+(significant or not), 2 the reports cannot be paired.")]
 pub struct Args {
     /// Probe report A (`probe.json`, or the folder holding it).
     pub a: PathBuf,

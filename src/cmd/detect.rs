@@ -16,6 +16,12 @@ use tch::Tensor;
 
 /// Arguments of `mcsfau detect`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "EXAMPLES:
+  mcsfau detect clip.mp4 --checkpoint RUN/model.safetensors --probe probe-bp4d --out clip.csv
+  mcsfau detect clip.mp4 --checkpoint RUN/model.safetensors --probe probe-bp4d --landmarks fan:fan.safetensors --device cuda
+
+Exit code: 0 every frame decoded and scored, 1 the video stopped decoding partway or had bad packets
+(the tables hold the frames decoded), 2 could not run.")]
 pub struct Args {
     /// The video (anything FFmpeg decodes).
     pub video: PathBuf,
@@ -38,7 +44,7 @@ pub struct Args {
     #[arg(long, default_value_t = 256, value_parser = super::num::crop_size())]
     pub crop_size: u32,
     /// Frames per landmark/backbone batch.
-    #[arg(long, default_value_t = 16, value_parser = super::num::count(1, 4096))]
+    #[arg(long = "batch-size", visible_alias = "batch", default_value_t = 16, value_parser = super::num::count(1, 4096))]
     pub batch: usize,
     /// Device for the backbone (and FAN): auto, cpu, cuda.
     #[arg(long, default_value = "auto")]

@@ -6,6 +6,11 @@ use serde::Serialize;
 
 /// Arguments of `mcsfau doctor`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "EXAMPLES:
+  mcsfau doctor
+  mcsfau doctor --json
+
+Exit code: 0 libtorch loads and runs, 1 its smoke test fails.")]
 pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]

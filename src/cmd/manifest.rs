@@ -11,6 +11,13 @@ use super::audit::Bar;
 
 /// Arguments of `mcsfau manifest`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "EXAMPLES:
+  mcsfau manifest build --dataset bp4d --shards OUT/shards   # paper protocol
+  mcsfau manifest build --dataset disfa --shards OUT/shards --protocol folds3
+  mcsfau manifest verify --manifest manifests/bp4d/paper.frames.json
+  mcsfau manifest splits --check
+
+Exit code: 0 done, 1 `splits --check` or `verify` found differences, 2 could not run.")]
 pub struct Args {
     /// What to do.
     #[command(subcommand)]
@@ -39,7 +46,7 @@ pub enum Action {
         #[arg(long)]
         shards: PathBuf,
         /// Subject protocol: paper (train/val/test) or folds3.
-        #[arg(long, default_value = "paper")]
+        #[arg(long = "protocol", visible_alias = "split", default_value = "paper")]
         split: String,
         /// Folder of the subject split files; where it has no file for this
         /// dataset and protocol, the built-in split is used (the same rule

@@ -10,6 +10,10 @@ use tch::Kind;
 
 /// Arguments of `mcsfau masks`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "EXAMPLE:
+  mcsfau masks --checkpoint RUN/model.safetensors --shards shards --out figure5.png
+
+Exit code: 0 written, 2 could not run.")]
 pub struct Args {
     /// Checkpoint (`.safetensors` with its `.json` sidecar).
     #[arg(long)]

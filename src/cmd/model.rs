@@ -19,8 +19,8 @@ pub enum Action {
     /// Parameter counts per component (trainable, EMA, total) next to the
     /// paper's 144.37M (table 7). Builds the model on the CPU.
     Summary {
-        /// Model preset: `paper` (ResNet-50 at 256x256) or `tiny` (CPU tests).
-        #[arg(long, default_value = "paper")]
+        /// Model preset: `paper` (ResNet-50 at 256x256), `small` or `tiny` (CPU tests).
+        #[arg(long = "config", visible_alias = "preset", default_value = "paper")]
         preset: String,
         /// Print JSON (report and resolved config) instead of a table.
         #[arg(long)]

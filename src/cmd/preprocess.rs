@@ -19,9 +19,15 @@ use pipeline::preprocess::{self, BackendPool, Dataset, LandmarkSpec, Partition, 
 /// figures to `OUT/summary-<part>.json`. Exit code: 0 all clean, 1 some clips
 /// or frames failed (see the errors table), 2 the run could not go on.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Output: OUT/shards/*.parquet (face crops), OUT/errors-<part>.csv (failed clips and frames), \
-OUT/summary-<part>.json (figures). Re-running the same command resumes. Exit code: 0 all clean, \
-1 some clips or frames failed (see the errors table), 2 the run could not go on. See docs/preprocess.md.")]
+#[command(after_help = "EXAMPLES:
+  mcsfau preprocess --dataset voxceleb2 --root /data/voxceleb2 --out vox --landmarks dlib --fps 1
+  mcsfau preprocess --dataset bp4d --root /data/BP4D --out bp4d --landmarks fan:fan.safetensors --device cuda
+  mcsfau preprocess ... --shard-index 3 --shard-count 64      # one part of 64 (or from SLURM_ARRAY_TASK_ID)
+
+Output: OUT/shards/*.parquet (face crops), OUT/errors-<part>.csv (failed clips and frames), \
+OUT/faces-<part>.csv (faces found per clip), OUT/summary-<part>.json (figures). Re-running the same \
+command resumes. Exit code: 0 all clean, 1 some clips or frames failed (see the errors table), 2 the \
+run could not go on. See docs/preprocess.md.")]
 pub struct Args {
     /// Dataset layout of --root: voxceleb2, bp4d or disfa.
     #[arg(long, value_parser = ["voxceleb2", "bp4d", "disfa"])]
@@ -38,8 +44,8 @@ pub struct Args {
     /// Landmark backend: fan:WEIGHTS.safetensors, dlib, dataset (sidecar/dataset points) or synthetic (mcsfau synth sidecars).
     #[arg(long, default_value = "dlib")]
     pub landmarks: String,
-    /// Device of the fan network: cpu or cuda.
-    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
+    /// Device of the fan network: auto (CUDA when available), cpu or cuda.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
     pub device: String,
     /// Worker threads [default: all cores].
     #[arg(long, value_parser = super::num::count(1, 1024))]

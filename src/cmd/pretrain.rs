@@ -9,6 +9,11 @@ use model::train::{pretrain, LossValues, PretrainConfig, RunOptions, TrainError,
 
 /// Arguments of `mcsfau pretrain`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "EXAMPLES:
+  mcsfau pretrain --shards OUT/shards --config tiny --steps 100 --out run
+  mcsfau pretrain --shards OUT/shards --config paper --out run --device cuda --resume
+
+Exit code: 0 trained (or already done), 2 could not run, 3 a loss became NaN (the last good checkpoint is kept).")]
 pub struct Args {
     /// Folder of preprocessed shards (searched recursively).
     #[arg(long)]
@@ -30,8 +35,8 @@ pub struct Args {
     /// Continue from the newest checkpoint in --out (its stored config is used).
     #[arg(long)]
     pub resume: bool,
-    /// `cpu`, `cuda` or `cuda:N`.
-    #[arg(long, default_value = "cpu")]
+    /// `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "auto")]
     pub device: String,
     /// Stop after N optimizer steps (overrides schedule.max_steps; the cosine decay spans N).
     #[arg(long, conflicts_with = "epochs", value_parser = super::num::count64(1, 1 << 40))]
@@ -39,18 +44,22 @@ pub struct Args {
     /// Train N epochs (overrides schedule.epochs).
     #[arg(long, value_parser = super::num::count64(1, 1_000_000))]
     pub epochs: Option<u64>,
+    /// Do not draw the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
     /// libtorch CPU threads (0: libtorch's default, one per core).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=1024))]
     pub threads: i32,
 }
 
-/// Parses `cpu`, `cuda`, `cuda:N` (refusing a CUDA device libtorch does not see).
+/// Parses `auto`, `cpu`, `cuda`, `cuda:N` (refusing a CUDA device libtorch does not see).
 pub fn parse_device(s: &str) -> anyhow::Result<tch::Device> {
-    model::runtime::parse_device(s, false).map_err(anyhow::Error::msg)
+    model::runtime::parse_device(s, true).map_err(anyhow::Error::msg)
 }
 
-/// An indicatif bar with ETA and the current total loss.
-pub struct Bar(pub ProgressBar);
+/// An indicatif bar with ETA and the current total loss (and whether it
+/// may draw: not with `--quiet`).
+pub struct Bar(pub ProgressBar, bool);
 
 impl Bar {
     /// A hidden bar until [`TrainProgress::start`] (without a terminal:
@@ -58,13 +67,20 @@ impl Bar {
     pub fn new() -> Self {
         let bar = ProgressBar::hidden();
         super::bar::lines_without_terminal(&bar, "pretrain");
-        Self(bar)
+        Self(bar, true)
+    }
+
+    /// A bar that never draws (`--quiet`).
+    pub fn hidden() -> Self {
+        Self(ProgressBar::hidden(), false)
     }
 }
 
 impl TrainProgress for Bar {
     fn start(&self, total: u64, done: u64) {
-        self.0.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        if self.1 {
+            self.0.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
         self.0.set_length(total);
         self.0.set_position(done);
         self.0.reset_eta();
@@ -110,7 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         resume: args.resume,
         device: parse_device(&args.device)?,
     };
-    let bar = Bar::new();
+    let bar = if args.quiet { Bar::hidden() } else { Bar::new() };
     match pretrain(cfg, &opts, &bar) {
         Ok(s) => {
             println!(

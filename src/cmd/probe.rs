@@ -16,6 +16,13 @@ use model::probe::{self, features, CheckpointInfo, Dataset, ProbeConfig, ProbeDa
 
 /// Arguments of `mcsfau probe`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "EXAMPLES:
+  mcsfau probe --checkpoint RUN/model.safetensors --shards shards --manifest manifests/bp4d/paper.frames.json \\
+      --dataset bp4d --out probe-bp4d
+  mcsfau probe --checkpoint RUN/checkpoints/step-00001000.safetensors ... --seed 0,1,2 --select ap
+  mcsfau probe --features landmarks --shards shards --manifest ... --dataset bp4d --out probe-landmarks
+
+Exit code: 0 the report was written, 2 the probe could not run.")]
 pub struct Args {
     /// Checkpoint (`.safetensors` with its `.json` sidecar) whose online
     /// backbone is probed, frozen (required with `--features backbone`).
@@ -85,8 +92,11 @@ pub struct Args {
     #[arg(long, default_value_t = 64, value_parser = super::num::count(1, 4096))]
     pub feature_batch: usize,
     /// JPEG-decode threads (0: all cores).
-    #[arg(long, default_value_t = 0, value_parser = super::num::count(0, 1024))]
+    #[arg(long = "jobs", visible_alias = "workers", default_value_t = 0, value_parser = super::num::count(0, 1024))]
     pub workers: usize,
+    /// Do not draw the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
     /// Device: auto (CUDA when available), cpu, cuda.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -167,12 +177,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 sha256: features::file_sha256(ckpt)?,
                 step: meta.step,
             };
-            let (report, head) = probe::run(&net, &info, dataset, &data, &cfg, &Bar::new())?;
+            let bar = if args.quiet { Bar::hidden() } else { Bar::new() };
+            let (report, head) = probe::run(&net, &info, dataset, &data, &cfg, &bar)?;
             (report, head, format!("{} (step {})", ckpt.display(), meta.step))
         }
         (FeatureSource::Backbone, None) => bail!("--features backbone needs --checkpoint"),
         (reference, _) => {
-            let (report, head) = probe::run_reference(reference, dataset, &data, &cfg, &Bar::new())?;
+            let bar = if args.quiet { Bar::hidden() } else { Bar::new() };
+            let (report, head) = probe::run_reference(reference, dataset, &data, &cfg, &bar)?;
             (report, head, format!("the {} reference", reference.name()))
         }
     };
@@ -200,6 +212,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 pub struct Bar(ProgressBar);
 
 impl Bar {
+    /// A bar that never draws (`--quiet`).
+    pub fn hidden() -> Self {
+        Self(ProgressBar::hidden())
+    }
+
     /// A bar that shows once a phase starts.
     pub fn new() -> Self {
         let bar = ProgressBar::new(0);

@@ -13,11 +13,14 @@ use model::data::AugmentConfig;
 use model::probe::{features, Dataset};
 use model::supervised::{self, SupervisedConfig, SupervisedData};
 
-use super::pretrain::parse_device;
 use super::probe::Bar;
 
 /// Arguments of `mcsfau supervise`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "EXAMPLE:
+  mcsfau supervise --shards shards --manifest manifests/bp4d/paper.frames.json --dataset bp4d --config small --out sup
+
+Exit code: 0 trained and written, 2 could not run, 3 the loss became NaN.")]
 pub struct Args {
     /// Folder of labeled shards (searched recursively; only the dataset's are used).
     #[arg(long)]
@@ -34,7 +37,7 @@ pub struct Args {
     #[arg(long)]
     pub dataset: String,
     /// Model preset whose backbone is trained: `small`, `tiny` or `paper`.
-    #[arg(long, default_value = "small")]
+    #[arg(long = "config", visible_alias = "preset", default_value = "small")]
     pub preset: String,
     /// Run folder: config.json, log.jsonl, model.safetensors (+ .json).
     #[arg(long)]
@@ -52,14 +55,17 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// JPEG-decode threads (0: all cores).
-    #[arg(long, default_value_t = 1, value_parser = super::num::count(0, 1024))]
+    #[arg(long = "jobs", visible_alias = "workers", default_value_t = 1, value_parser = super::num::count(0, 1024))]
     pub workers: usize,
+    /// Do not draw the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
     /// Input augmentation: `none` (the default: the ceiling of the
     /// representation, not of invariance) or `pretrain` (the pretraining mix).
     #[arg(long, default_value = "none", value_parser = ["none", "pretrain"])]
     pub augment: String,
-    /// `cpu`, `cuda` or `cuda:N`.
-    #[arg(long, default_value = "cpu")]
+    /// `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "auto")]
     pub device: String,
 }
 
@@ -97,7 +103,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         augment: if args.augment == "none" { AugmentConfig::identity() } else { AugmentConfig::default() },
         ..SupervisedConfig::default()
     };
-    let s = supervised::train(&cfg, &data, &args.out, parse_device(&args.device)?, &Bar::new())
+    let bar = if args.quiet { Bar::hidden() } else { Bar::new() };
+    let s = supervised::train(&cfg, &data, &args.out, super::probe::device(&args.device)?, &bar)
         .with_context(|| format!("supervised training into {}", args.out.display()))?;
     println!("| epoch | train loss | val mean F1 % | val mean AP % |\n|---:|---:|---:|---:|");
     for r in &s.records {

@@ -21,6 +21,11 @@ pub enum LayoutArg {
 
 /// Arguments of `mcsfau synth`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "EXAMPLES:
+  mcsfau synth --layout voxceleb2 --out raw-vox --subjects 4 --clips 2 --seconds 4
+  mcsfau synth --layout bp4d --out raw-bp4d --subjects 41
+
+Exit code: 0 written, 2 could not write.")]
 pub struct Args {
     /// Dataset layout to imitate.
     #[arg(long, value_enum, required_unless_present = "au_visibility")]
@@ -60,6 +65,9 @@ pub struct Args {
     /// 1 px, and exit without writing a tree.
     #[arg(long, value_name = "CROP_SIZE", value_parser = super::num::crop_size())]
     pub au_visibility: Option<u32>,
+    /// Do not draw the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 struct Bar(ProgressBar);
@@ -107,11 +115,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         preview: args.preview,
         au_gain: args.au_gain,
     };
-    let bar = ProgressBar::new(0).with_style(
+    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) }.with_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} clips {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    super::bar::lines_without_terminal(&bar, "synth");
+    if !args.quiet {
+        super::bar::lines_without_terminal(&bar, "synth");
+    }
     let summary = generate_with_progress(layout, &out, &cfg, &Bar(bar))
         .with_context(|| format!("generating a {layout} tree in {}", out.display()))?;
     println!(

@@ -64,11 +64,12 @@ impl FromStr for LandmarkSpec {
 pub fn torch_device(device: &str) -> Result<tch::Device> {
     match device {
         "cpu" => Ok(tch::Device::Cpu),
+        "auto" => Ok(tch::Device::cuda_if_available()),
         "cuda" if tch::Cuda::is_available() => Ok(tch::Device::Cuda(0)),
         "cuda" => {
             Err(PipelineError::Config("--device cuda: libtorch sees no CUDA device (see `mcsfau doctor`)".into()))
         }
-        other => Err(PipelineError::Config(format!("unknown device `{other}`, expected cpu or cuda"))),
+        other => Err(PipelineError::Config(format!("unknown device `{other}`, expected auto, cpu or cuda"))),
     }
 }
 
@@ -127,7 +128,7 @@ impl BackendPool {
     /// [`BackendPool::create`] with the FAN service's batch and precision.
     pub fn create_with(spec: &LandmarkSpec, device: &str, n: usize, service: ServiceOptions) -> Result<Self> {
         let n = n.max(1);
-        if device != "cpu" && !matches!(spec, LandmarkSpec::Fan { .. }) {
+        if device == "cuda" && !matches!(spec, LandmarkSpec::Fan { .. }) {
             tracing::warn!(device, "only the fan backend uses --device; {spec:?} runs on the CPU");
         }
         let make: Make = match spec {
