@@ -115,6 +115,39 @@ pub fn mask_figure(model: &McSfau, images: &Tensor, landmarks: &Tensor) -> Resul
     Ok(out)
 }
 
+/// `fig` with a legend strip under it naming the colours (unchanged when
+/// no font is found: plots need one, see `MCSFAU_FONT`).
+pub fn with_legend(fig: &RgbImage) -> RgbImage {
+    use plotters::prelude::*;
+    if !crate::train::plot::have_font() {
+        return fig.clone();
+    }
+    let (w, h) = fig.dimensions();
+    let (width, strip) = (w.max(760), 30u32);
+    let mut out = RgbImage::from_pixel(width, h + strip, Rgb([255, 255, 255]));
+    image::imageops::overlay(&mut out, fig, 0, 0);
+    let items: [(&str, RGBColor); 4] = [
+        ("input landmarks p_1", RGBColor(40, 90, 255)),
+        ("refined p_k", RGBColor(40, 220, 60)),
+        ("dark: masked r x r squares", RGBColor(90, 90, 90)),
+        ("zeroed feature cells", RGBColor(230, 30, 30)),
+    ];
+    {
+        let (bw, bh) = out.dimensions();
+        let root = BitMapBackend::with_buffer(&mut out, (bw, bh)).into_drawing_area();
+        let style = ("sans-serif", 15).into_font().color(&BLACK);
+        let mut x = 8i32;
+        let y = h as i32 + 8;
+        for (label, colour) in items {
+            let _ = root.draw(&Rectangle::new([(x, y), (x + 12, y + 12)], colour.filled()));
+            let _ = root.draw(&Text::new(label, (x + 18, y - 1), style.clone()));
+            x += 28 + 9 * label.len() as i32;
+        }
+        let _ = root.present();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

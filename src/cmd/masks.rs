@@ -65,7 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         landmarks *= s as f64 / crop as f64;
     }
     tch::manual_seed(args.seed);
-    let fig = model::visualize::mask_figure(&net, &images, &landmarks)?;
+    let fig = model::visualize::with_legend(&model::visualize::mask_figure(&net, &images, &landmarks)?);
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }

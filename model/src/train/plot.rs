@@ -25,7 +25,7 @@ pub const FONT_CANDIDATES: [&str; 3] = [
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
 ];
 
-fn have_font() -> bool {
+pub(crate) fn have_font() -> bool {
     static FONT: OnceLock<bool> = OnceLock::new();
     *FONT.get_or_init(|| {
         let env = std::env::var("MCSFAU_FONT").ok();
