@@ -22,9 +22,10 @@ use clap::{Parser, Subcommand};
 
 /// Self-supervised facial action unit detection (MC-SFAU) at VoxCeleb scale.
 ///
-/// Typical flow: `synth` or real data -> `preprocess` -> `manifest` ->
-/// `audit` -> `pretrain` -> `probe` -> `detect`. Run `mcsfau doctor` first on
-/// a new machine.
+/// Typical flow (the subcommands are listed in this order): `synth` or real
+/// data -> `preprocess` -> `manifest` -> `audit` -> `pretrain` -> `probe` ->
+/// `compare` -> `detect` / `export`. Run `mcsfau doctor` first on a new
+/// machine; docs/real-data.md walks the real datasets.
 #[derive(Debug, Parser)]
 #[command(name = "mcsfau", version, about, long_about)]
 pub struct Cli {
@@ -41,12 +42,16 @@ pub struct Cli {
 pub enum Command {
     /// Check the installation: libtorch, CUDA, FFmpeg, threads.
     Doctor(doctor::Args),
-    /// Inspect the MC-SFAU model: `mcsfau model summary --preset paper`.
-    Model(model::Args),
+    /// Write a miniature VoxCeleb2, BP4D or DISFA tree with drawn faces.
+    Synth(synth::Args),
+    /// Raw VoxCeleb2/BP4D/DISFA -> aligned face crops in Parquet shards (resumable, fans out).
+    Preprocess(Box<preprocess::Args>),
     /// Subject splits and frame manifests (BP4D, DISFA): splits, build, verify.
     Manifest(manifest::Args),
     /// Check shards: counts, AU base rates, leakage, landmarks, JPEGs, labels.
     Audit(audit::Args),
+    /// Pretrain MC-SFAU on shards: `mcsfau pretrain --shards DIR --config tiny --out RUN`.
+    Pretrain(pretrain::Args),
     /// Linear probe of a checkpoint on BP4D/DISFA: per-AU F1 next to the paper.
     Probe(probe::Args),
     /// Train a preset's backbone with AU labels (a benchmark's ceiling), for `probe`.
@@ -59,12 +64,8 @@ pub enum Command {
     Export(export::Args),
     /// Figure 5: crops with input/refined landmarks and the masked regions (PNG).
     Masks(masks::Args),
-    /// Pretrain MC-SFAU on shards: `mcsfau pretrain --shards DIR --config tiny --out RUN`.
-    Pretrain(pretrain::Args),
-    /// Raw VoxCeleb2/BP4D/DISFA -> aligned face crops in Parquet shards (resumable, fans out).
-    Preprocess(Box<preprocess::Args>),
-    /// Write a miniature VoxCeleb2, BP4D or DISFA tree with drawn faces.
-    Synth(synth::Args),
+    /// Inspect the MC-SFAU model: `mcsfau model summary --preset paper`.
+    Model(model::Args),
 }
 
 /// Runs the chosen subcommand; `Ok` carries the exit code (a check that

@@ -132,7 +132,9 @@ fn draw(records: &[LogRecord], path: &Path, text: bool) -> Result<()> {
             let caption = if log { format!("{name} (log scale)") } else { name.to_string() };
             builder.caption(caption, ("sans-serif", 20)).x_label_area_size(30).y_label_area_size(60);
         }
-        let mut chart = builder.build_cartesian_2d(x0..x1, (lo - pad)..(hi + pad)).map_err(|e| err(&e))?;
+        // Headroom above the curves for a legend.
+        let top = if lines.len() > 1 { hi + (hi - lo) * 0.5 } else { hi + pad };
+        let mut chart = builder.build_cartesian_2d(x0..x1, (lo - pad)..top).map_err(|e| err(&e))?;
         let mut mesh = chart.configure_mesh();
         // log ticks at 2 significant digits (10^-2.5 reads 0.0032)
         let two = |v: f64| {
@@ -158,15 +160,50 @@ fn draw(records: &[LogRecord], path: &Path, text: bool) -> Result<()> {
             )
             .map_err(|e| err(&e))?;
         }
-        for (_, get, color) in lines {
+        let loss_panel = name.starts_with("L_");
+        for (line_name, get, color) in lines {
+            let (line_name, color) = (*line_name, *color);
             let points = records.iter().map(|r| (r.step as f64, get(r))).filter(|(_, v)| v.is_finite());
             let points: Vec<(f64, f64)> = points.map(|(x, y)| (x, f(y))).collect();
-            if points.len() == 1 {
+            if loss_panel && points.len() >= 10 {
+                // The raw curve light, an exponential moving average over
+                // about a tenth of the records on top.
+                chart
+                    .draw_series(LineSeries::new(points.clone(), color.mix(0.3).stroke_width(1)))
+                    .map_err(|e| err(&e))?;
+                let alpha = 2.0 / ((points.len() / 10).max(2) as f64 + 1.0);
+                let mut m = points[0].1;
+                let smooth: Vec<(f64, f64)> = points
+                    .iter()
+                    .map(|&(x, y)| {
+                        m += alpha * (y - m);
+                        (x, m)
+                    })
+                    .collect();
+                chart.draw_series(LineSeries::new(smooth, color.stroke_width(2))).map_err(|e| err(&e))?;
+                continue;
+            }
+            let drawn = if points.len() == 1 {
                 chart.draw_series(PointSeries::of_element(points, 3, color.filled(), &|c, s, st| Circle::new(c, s, st)))
             } else {
                 chart.draw_series(LineSeries::new(points, color.stroke_width(2)))
             }
             .map_err(|e| err(&e))?;
+            if lines.len() > 1 && text {
+                drawn
+                    .label(line_name)
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2)));
+            }
+        }
+        if lines.len() > 1 && text && !ys.is_empty() {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 13))
+                .draw()
+                .map_err(|e| err(&e))?;
         }
     }
     root.present().map_err(|e| err(&e))
