@@ -44,7 +44,8 @@ pub struct AlignedFace {
     pub points68: crate::landmarks::Points68,
 }
 
-/// Decodes every frame of `video` (upright), finds a face with `backend`,
+/// Decodes every frame of `video` (upright), finds a face with `backend`
+/// (followed from frame to frame, `preprocess::track`),
 /// aligns it into a `size` crop and hands batches of up to `batch` frames
 /// to `sink`, in frame order. Frames without a face are passed on with
 /// `face: None`, never dropped.
@@ -58,10 +59,19 @@ pub fn faces_in_video(
 ) -> Result<DecodeStats> {
     // The header's frame count (MP4, AVI) gives the bar its length and ETA.
     progress.start("frames", crate::video::announced(video).unwrap_or(0));
+    let mut tracker = crate::preprocess::track::Tracker::new(Default::default());
     let stats = decode_video(video, &Select::Fps(0.0), batch.max(1), |frames| {
         let refs: Vec<FrameRef<'_>> =
             frames.iter().map(|f| FrameRef { width: f.width, height: f.height, rgb: &f.data, given: None }).collect();
-        let found = backend.detect(&refs)?;
+        // Backends with a detector follow the face as preprocess does
+        // (detect once, then around the track): the same faces, and HOG
+        // scans the whole frame only when the track is lost.
+        let found: Vec<Option<crate::landmarks::Face68>> = if backend.has_detector() {
+            let times: Vec<i64> = frames.iter().map(|f| f.timestamp_ms).collect();
+            tracker.faces(backend, &refs, &times)?.into_iter().map(|t| t.face).collect()
+        } else {
+            backend.detect(&refs)?
+        };
         if found.len() != frames.len() {
             return Err(PipelineError::Config(format!(
                 "landmark backend {} returned {} results for {} frames",
