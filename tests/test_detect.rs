@@ -137,6 +137,9 @@ fn detect_scores_every_frame_of_real_videos() {
     refused(&[&base[..], &["--checkpoint", "ckpt.safetensors", "--out", v]].concat(), "would overwrite the video");
     refused(&[&base[..], &["--checkpoint", "ckpt.safetensors", "--out", "probe/probe.json"]].concat(), "probe report");
     refused(&[&base[..], &["--checkpoint", "ckpt.safetensors", "--out", "x.parquet"]].concat(), "give the CSV path");
+    std::fs::write(d.join("notes.csv"), "my,own,table\n").unwrap();
+    refused(&[&base[..], &["--checkpoint", "ckpt.safetensors", "--out", "notes.csv"]].concat(), "not a detect table");
+    assert_eq!(std::fs::read_to_string(d.join("notes.csv")).unwrap(), "my,own,table\n");
     assert_eq!(std::fs::read(&video).unwrap(), bytes);
     assert!(std::fs::read_to_string(d.join("probe/probe.json")).unwrap().contains("\"checkpoint\""));
 }

@@ -244,6 +244,20 @@ pub fn to_record_batch(aus: &[u16], rows: &[FrameRecord], threshold: f32) -> Res
         .map_err(|e| PipelineError::Config(format!("building the frame table: {e}")))
 }
 
+/// Whether `path` is a Parquet table an earlier `detect` wrote (it carries
+/// `mcsfau.checkpoint_sha256` in its key-value metadata).
+pub fn is_detect_parquet(path: &Path) -> bool {
+    use parquet::file::reader::FileReader;
+    std::fs::File::open(path).ok().and_then(|f| parquet::file::reader::SerializedFileReader::new(f).ok()).is_some_and(
+        |r| {
+            r.metadata()
+                .file_metadata()
+                .key_value_metadata()
+                .is_some_and(|kv| kv.iter().any(|e| e.key == "mcsfau.checkpoint_sha256"))
+        },
+    )
+}
+
 /// Writes the CSV to `path`.
 pub fn write_csv(path: &Path, aus: &[u16], rows: &[FrameRecord], threshold: f32) -> Result<()> {
     crate::error::write_file(path, to_csv(aus, rows, threshold)?.as_bytes())

@@ -84,6 +84,22 @@ fn check_outputs(
             }
         }
     }
+    // An existing file is replaced only when it is an earlier detect table.
+    if csv.exists() {
+        let first = std::fs::read(csv).ok().and_then(|b| {
+            let line = b.split(|&c| c == b'\n').next().map(|l| String::from_utf8_lossy(l).into_owned());
+            line
+        });
+        if !first.is_some_and(|l| l.starts_with("frame,face_id,timestamp,confidence,success")) {
+            bail!("--out {}: the file exists and is not a detect table; not overwriting it", csv.display());
+        }
+    }
+    if parquet.exists() {
+        let ours = detect::is_detect_parquet(parquet);
+        if !ours {
+            bail!("{}: the file exists and is not a detect table; not overwriting it", parquet.display());
+        }
+    }
     Ok(())
 }
 
