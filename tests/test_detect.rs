@@ -143,3 +143,51 @@ fn detect_scores_every_frame_of_real_videos() {
     assert_eq!(std::fs::read(&video).unwrap(), bytes);
     assert!(std::fs::read_to_string(d.join("probe/probe.json")).unwrap().contains("\"checkpoint\""));
 }
+
+#[test]
+fn pyfeats_read_openface_reads_the_csv_with_its_au_landmark_columns() {
+    let data = pyfeat_videos();
+    let site = pyfeat_site();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    checkpoint_and_probe(d);
+    let o = mcsfau()
+        .current_dir(d)
+        .arg("detect")
+        .arg(data.join("single_face.mp4"))
+        .args(["--checkpoint", "ckpt.safetensors", "--probe", "probe", "--out", "of.csv", "--device", "cpu"])
+        .args(["--openface", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let script = r#"
+import json, sys, warnings
+warnings.simplefilter("ignore")
+import pandas as pd
+from feat.utils.io import read_openface
+fex = read_openface(sys.argv[1])
+aus = fex.aus
+ours = pd.read_csv(sys.argv[1])
+print(json.dumps({"rows": len(fex), "au_columns": list(aus.columns), "landmarks": list(fex.landmarks.shape),
+                  "au12_mean": float(aus["AU12_r"].mean()), "ours_au12_mean": float(ours["AU12_r"].mean()),
+                  "au05_all_missing": bool(aus["AU05_r"].isna().all())}))
+"#;
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let o = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(d.join("of.csv"))
+        .env("PYTHONPATH", &site)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value =
+        serde_json::from_slice(o.stdout.split(|&b| b == b'\n').rfind(|l| !l.is_empty()).unwrap()).unwrap();
+    let rows = std::fs::read_to_string(d.join("of.csv")).unwrap().lines().count() - 1;
+    assert_eq!(v["rows"], rows, "{v}");
+    assert_eq!(v["landmarks"], serde_json::json!([rows, 136]), "{v}");
+    let cols: Vec<&str> = v["au_columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert!(cols.contains(&"AU01_r") && cols.contains(&"AU45_c") && cols.len() == 35, "{cols:?}");
+    assert!((v["au12_mean"].as_f64().unwrap() - v["ours_au12_mean"].as_f64().unwrap()).abs() < 1e-9, "{v}");
+    assert_eq!(v["au05_all_missing"], true, "BP4D's probe does not predict AU5: empty, not 0");
+}

