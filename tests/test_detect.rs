@@ -109,6 +109,10 @@ fn detect_scores_every_frame_of_real_videos() {
         model::probe::features::file_sha256(&d.join("ckpt.safetensors")).unwrap()
     );
     assert_eq!((get("mcsfau.probe"), get("mcsfau.threshold")), ("probe".into(), "0.5".into()));
+    // and the CSV's sidecar says the same
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("single.meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["checkpoint_sha256"].as_str().unwrap(), get("mcsfau.checkpoint_sha256"));
+    assert_eq!(meta["threshold"], "0.5");
 
     run("no_face.mp4", "none.csv");
     let (_, rows) = read_csv(&d.join("none.csv"));

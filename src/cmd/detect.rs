@@ -63,6 +63,11 @@ pub struct Args {
     pub allow_other_checkpoint: bool,
 }
 
+/// The CSV's provenance sidecar: `clip.au.csv` -> `clip.au.meta.json`.
+fn meta_path(csv: &std::path::Path) -> PathBuf {
+    csv.with_extension("meta.json")
+}
+
 /// Refuses output paths that would overwrite an input or each other.
 fn check_outputs(
     args: &Args,
@@ -97,6 +102,16 @@ fn check_outputs(
         });
         if !first.is_some_and(|l| l.starts_with("frame,face_id,timestamp,confidence,success")) {
             bail!("--out {}: the file exists and is not a detect table; not overwriting it", csv.display());
+        }
+    }
+    let meta = meta_path(csv);
+    if meta.exists() {
+        let ours = std::fs::read(&meta)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v["mcsfau_detect"] == true);
+        if !ours {
+            bail!("{}: the file exists and is not a detect sidecar; not overwriting it", meta.display());
         }
     }
     if parquet.exists() {
@@ -216,6 +231,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ],
     };
     detect::write_parquet(&parquet, &layout, &rows, THRESHOLD, &provenance)?;
+    // The CSV's provenance beside it (CSV has no metadata of its own).
+    let meta: serde_json::Map<String, serde_json::Value> = std::iter::once(("mcsfau_detect".into(), true.into()))
+        .chain(provenance.entries.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))))
+        .collect();
+    schemas::atomic::write(&meta_path(&csv), serde_json::to_string_pretty(&meta)?.as_bytes())
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", meta_path(&csv).display()))?;
     let faces = rows.iter().filter(|r| r.success == 1).count();
     println!(
         "{}: {} frames, face in {} ({} without), {:.1} s, {:.1} frames/s ({} landmarks, {} AUs from {})",
@@ -229,7 +250,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         aus.len(),
         report.dataset.name()
     );
-    println!("wrote {} and {}", csv.display(), parquet.display());
+    println!("wrote {}, {} and {}", csv.display(), parquet.display(), meta_path(&csv).display());
     if let Some(first) = stats.bad_packets.first() {
         eprintln!(
             "error: {}: {} packets could not be decoded (the first at frame {}: {}); those frames are missing from the tables",
