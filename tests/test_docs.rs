@@ -69,3 +69,48 @@ fn the_path_finder_finds_paths_and_skips_placeholders() {
     let t = "see `docs/probe.md`, scripts/setup.sh and docs/img/<name>.png; not a/docs/x; RUN/model.safetensors";
     assert_eq!(paths(t), ["docs/probe.md", "scripts/setup.sh"]);
 }
+
+/// The shell blocks the docs mark `<!-- tested: tests/test_docs.rs runs this block -->`.
+fn tested_blocks(text: &str) -> Vec<String> {
+    const MARK: &str = "<!-- tested: tests/test_docs.rs runs this block -->";
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(MARK) {
+        rest = &rest[i + MARK.len()..];
+        let open = rest.find("```").expect("a code block after the mark");
+        let body = &rest[open + 3..];
+        let body = &body[body.find('\n').unwrap() + 1..];
+        let close = body.find("```").expect("the block closes");
+        out.push(body[..close].to_string());
+        rest = &body[close + 3..];
+    }
+    out
+}
+
+#[test]
+fn the_docs_synthetic_examples_run_as_written() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin = Path::new(env!("CARGO_BIN_EXE_mcsfau")).parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut ran = 0;
+    for doc in ["docs/real-data.md", "docs/synth.md"] {
+        for block in tested_blocks(&std::fs::read_to_string(repo.join(doc)).unwrap()) {
+            // a fresh folder, outside the repository, as a user would run them
+            let dir = tempfile::tempdir().unwrap();
+            let o = std::process::Command::new("bash")
+                .args(["-euo", "pipefail", "-c", &block])
+                .current_dir(dir.path())
+                .env("PATH", &path)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{doc}: the block\n{block}\nfailed:\n{}\n{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            ran += 1;
+        }
+    }
+    assert_eq!(ran, 2, "both marked blocks ran");
+}

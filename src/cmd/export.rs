@@ -53,10 +53,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let e = model::checkpoint::export_file(&args.checkpoint, &args.out)
         .with_context(|| format!("exporting the backbone of {}", args.checkpoint.display()))?;
     println!(
-        "wrote {} ({} tensors, {:.1}M values, step {}) from {}",
+        "wrote {} ({} tensors, {} values, step {}) from {}",
         args.out.display(),
         e.tensors,
-        e.values as f64 / 1e6,
+        e.values,
         e.step,
         args.checkpoint.display()
     );
