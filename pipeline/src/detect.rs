@@ -56,12 +56,18 @@ pub fn faces_in_video(
     size: u32,
     batch: usize,
     progress: &dyn Progress,
+    times: &mut StageSeconds,
     mut sink: impl FnMut(Vec<FrameFace>) -> Result<()>,
 ) -> Result<DecodeStats> {
+    use rayon::prelude::*;
+    use std::time::Instant;
     // The header's frame count (MP4, AVI) gives the bar its length and ETA.
     progress.start("frames", crate::video::announced(video).unwrap_or(0));
     let mut tracker = crate::preprocess::track::Tracker::new(Default::default());
-    let stats = decode_video(video, &Select::Fps(0.0), batch.max(1), |frames| {
+    let started = Instant::now();
+    let (mut landmarks, mut aligning, mut consumer) = (0f64, 0f64, 0f64);
+    let result = decode_video(video, &Select::Fps(0.0), batch.max(1), |frames| {
+        let t = Instant::now();
         let refs: Vec<FrameRef<'_>> =
             frames.iter().map(|f| FrameRef { width: f.width, height: f.height, rgb: &f.data, given: None }).collect();
         // Backends with a detector follow the face as preprocess does
@@ -81,8 +87,10 @@ pub fn faces_in_video(
                 frames.len()
             )));
         }
+        landmarks += t.elapsed().as_secs_f64();
+        let t = Instant::now();
         let out = frames
-            .iter()
+            .par_iter()
             .zip(found)
             .map(|(f, face)| FrameFace {
                 index: f.index,
@@ -99,9 +107,33 @@ pub fn faces_in_video(
                 }),
             })
             .collect::<Vec<_>>();
+        aligning += t.elapsed().as_secs_f64();
         progress.advance(out.len() as u64);
-        sink(out)
-    })?;
+        let t = Instant::now();
+        let r = sink(out);
+        consumer += t.elapsed().as_secs_f64();
+        r
+    });
+    let total = started.elapsed().as_secs_f64();
+    *times = StageSeconds {
+        decode: (total - landmarks - aligning - consumer).max(0.0),
+        landmarks,
+        align: aligning,
+        consumer,
+    };
     progress.finish();
-    Ok(stats)
+    result
+}
+
+/// Wall seconds of each stage of [`faces_in_video`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageSeconds {
+    /// Demux, decode and RGB conversion.
+    pub decode: f64,
+    /// Face detection or tracking, and the landmarks.
+    pub landmarks: f64,
+    /// The 49-point alignment into crops (in parallel).
+    pub align: f64,
+    /// The caller's sink (in `detect`: backbone, head and table rows).
+    pub consumer: f64,
 }

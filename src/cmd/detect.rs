@@ -163,7 +163,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let progress: &dyn pipeline::progress::Progress = if args.quiet { &quiet } else { &bar };
     let mut rows: Vec<FrameRecord> = Vec::new();
     let size = args.crop_size as i64;
-    let result = detect::faces_in_video(&args.video, lm.as_mut(), args.crop_size, args.batch, progress, |frames| {
+    let mut stages = detect::StageSeconds::default();
+    let result = detect::faces_in_video(&args.video, lm.as_mut(), args.crop_size, args.batch, progress, &mut stages, |frames| {
         let faces: Vec<&detect::AlignedFace> = frames.iter().filter_map(|f| f.face.as_ref()).collect();
         let mut probs = Vec::new();
         if !faces.is_empty() {
@@ -250,7 +251,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         aus.len(),
         report.dataset.name()
     );
-    println!("wrote {}, {} and {}", csv.display(), parquet.display(), meta_path(&csv).display());
+    println!(
+        "time: decode {:.1} s, landmarks {:.1} s, align {:.1} s, backbone + head + rows {:.1} s",
+        stages.decode, stages.landmarks, stages.align, stages.consumer
+    );
+        println!("wrote {}, {} and {}", csv.display(), parquet.display(), meta_path(&csv).display());
     if let Some(first) = stats.bad_packets.first() {
         eprintln!(
             "error: {}: {} packets could not be decoded (the first at frame {}: {}); those frames are missing from the tables",
