@@ -63,7 +63,10 @@ pub fn faces_in_video(
     use std::time::Instant;
     // The header's frame count (MP4, AVI) gives the bar its length and ETA.
     progress.start("frames", crate::video::announced(video).unwrap_or(0));
-    let mut tracker = crate::preprocess::track::Tracker::new(Default::default());
+    // Every frame of a video: the detector runs every 200 ms, the face is
+    // followed in between (its landmarks must hold, or it is re-detected).
+    let cfg = crate::preprocess::track::TrackConfig { redetect_ms: 200, ..Default::default() };
+    let mut tracker = crate::preprocess::track::Tracker::new(cfg);
     let started = Instant::now();
     let (mut landmarks, mut aligning, mut consumer) = (0f64, 0f64, 0f64);
     let result = decode_video(video, &Select::Fps(0.0), batch.max(1), |frames| {

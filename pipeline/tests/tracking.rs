@@ -189,3 +189,23 @@ fn followed_landmarks_that_do_not_hold_are_dropped() {
     let (out, _) = run(&frames, &[0, 40, 80, 120], TrackConfig::default());
     assert_eq!(out[1].0, Found::Followed);
 }
+
+#[test]
+fn between_detections_the_face_is_followed_and_a_miss_is_detected_again() {
+    let face = ([40, 30, 89, 89], RED);
+    let moved = ([120, 30, 169, 89], RED); // jumps away: the old box no longer holds
+    let frames =
+        vec![frame(&[face]), frame(&[face]), frame(&[face]), frame(&[moved]), frame(&[moved]), frame(&[moved])];
+    let cfg = TrackConfig { redetect_ms: 200, ..TrackConfig::default() };
+    let times = [0, 40, 80, 120, 160, 400];
+    let (out, full) = run(&frames, &times, cfg);
+    let found: Vec<Found> = out.iter().map(|o| o.0).collect();
+    // 40, 80: followed without the detector; 120: the followed box fails,
+    // so the detector runs on the whole frame and the face that moved starts
+    // a new track; 160 follows it, 400 detects it.
+    assert_eq!(found[..3], [Found::Detected, Found::Followed, Found::Followed]);
+    assert_eq!(found[3], Found::Detected, "{found:?}");
+    assert_eq!(out[3].1.unwrap(), [120.0, 30.0]);
+    assert_eq!(found[4..], [Found::Detected, Found::Detected], "{found:?}");
+    assert!(full >= 2, "the miss was re-detected on the whole frame");
+}

@@ -15,8 +15,11 @@
 //!   overlaps the box used (IoU >= [`TrackConfig::hold_iou`]) and, for
 //!   backends with a confidence (FAN's mean heatmap peak), their score is at
 //!   least [`TrackConfig::min_score`].
-//! * **Lose.** Otherwise the frame has no face and the track ends; a face
-//!   elsewhere in the frame starts a new one.
+//! * **Lose.** Otherwise the track ends, and the largest face the detector
+//!   finds in the whole frame starts a new one (none: the frame has no face).
+//! * **Between detections** ([`TrackConfig::redetect_ms`], 0 in preprocess,
+//!   200 ms in `detect`, which reads every frame) the detector is not run
+//!   and the box is followed, under the same hold rule.
 //!
 //! The landmarks of a whole batch go to the backend in one call (the FAN
 //! service batches them with other clips'); only detection is sequential.
@@ -35,11 +38,15 @@ pub struct TrackConfig {
     pub min_score: f32,
     /// Longest time a box is followed without a detection, milliseconds.
     pub follow_ms: i64,
+    /// Within this long of the last detection the detector is not run at
+    /// all and the box is followed (its landmarks must hold), milliseconds;
+    /// 0 detects on every frame (preprocess: sampled frames are far apart).
+    pub redetect_ms: i64,
 }
 
 impl Default for TrackConfig {
     fn default() -> Self {
-        Self { match_iou: 0.3, hold_iou: 0.5, min_score: 0.25, follow_ms: 1000 }
+        Self { match_iou: 0.3, hold_iou: 0.5, min_score: 0.25, follow_ms: 1000, redetect_ms: 0 }
     }
 }
 
@@ -232,6 +239,23 @@ impl Tracker {
         if lost_at_end {
             self.track = None;
         }
+        // A followed face that does not hold ends the track; the detector
+        // then looks at the whole frame (also where it was skipped) and the
+        // largest face there starts a new one.
+        let retry: Vec<usize> =
+            (0..out.len()).filter(|&i| matches!(plans[i], Plan::Followed(_)) && out[i].face.is_none()).collect();
+        if !retry.is_empty() {
+            let saved = (self.cfg.redetect_ms, self.cfg.follow_ms);
+            (self.cfg.redetect_ms, self.cfg.follow_ms) = (0, -1);
+            self.track = None;
+            let again: Vec<FrameRef<'_>> = retry.iter().map(|&i| frames[i]).collect();
+            let times: Vec<i64> = retry.iter().map(|&i| times_ms[i]).collect();
+            let found = self.faces(backend, &again, &times);
+            (self.cfg.redetect_ms, self.cfg.follow_ms) = saved;
+            for (&i, t) in retry.iter().zip(found?) {
+                out[i] = t;
+            }
+        }
         Ok(out)
     }
 
@@ -244,6 +268,9 @@ impl Tracker {
         let Some(track) = self.track else {
             return self.start(backend, frame, t, None);
         };
+        if t - track.last_detected_ms < self.cfg.redetect_ms {
+            return Ok(Plan::Followed(track.face_box));
+        }
         // The region around the track first, then the whole frame.
         let near = detect_in(backend, frame, grow(track.face_box, 0.5))?;
         let (matched, all) = match best_match(&near, track.face_box, self.cfg.match_iou) {
