@@ -205,20 +205,31 @@ impl FanBackend {
     /// `Send` but not `Sync` (tch tensors are not): drive it from one thread
     /// and hand it whole batches.
     pub fn detect_frames(&self, frames: &[FrameRef<'_>]) -> Result<Vec<Option<Face68>>> {
-        let found = self.detector.detect_largest(frames)?;
-        let (idx, boxes): (Vec<usize>, Vec<[f32; 4]>) =
-            found.iter().enumerate().filter_map(|(i, f)| f.map(|f| (i, f.face_box))).unzip();
-        let with_face: Vec<FrameRef<'_>> = idx.iter().map(|&i| frames[i]).collect();
-        let faces = self.landmarks_in_boxes(&with_face, &boxes).map_err(|e| match e {
-            PipelineError::Landmarks { backend, frame, message } => {
-                PipelineError::Landmarks { backend, frame: idx.get(frame).copied().unwrap_or(frame), message }
-            }
-            other => other,
-        })?;
-        let mut out = vec![None; frames.len()];
-        for (i, face) in idx.into_iter().zip(faces) {
-            out[i] = Some(face);
-        }
-        Ok(out)
+        largest_then_points(&self.detector, frames, |f, b| self.landmarks_in_boxes(f, b))
     }
+}
+
+/// The detector's largest face in each frame, then `points` on the frames
+/// that have one (in one call, so a network sees one batch); `None` for
+/// the others. An error naming a frame of the batch names it in `frames`.
+pub(crate) fn largest_then_points(
+    detector: &FaceDetector,
+    frames: &[FrameRef<'_>],
+    mut points: impl FnMut(&[FrameRef<'_>], &[[f32; 4]]) -> Result<Vec<Face68>>,
+) -> Result<Vec<Option<Face68>>> {
+    let found = detector.detect_largest(frames)?;
+    let (idx, boxes): (Vec<usize>, Vec<[f32; 4]>) =
+        found.iter().enumerate().filter_map(|(i, f)| f.map(|f| (i, f.face_box))).unzip();
+    let with_face: Vec<FrameRef<'_>> = idx.iter().map(|&i| frames[i]).collect();
+    let faces = points(&with_face, &boxes).map_err(|e| match e {
+        PipelineError::Landmarks { backend, frame, message } => {
+            PipelineError::Landmarks { backend, frame: idx.get(frame).copied().unwrap_or(frame), message }
+        }
+        other => other,
+    })?;
+    let mut out = vec![None; frames.len()];
+    for (i, face) in idx.into_iter().zip(faces) {
+        out[i] = Some(face);
+    }
+    Ok(out)
 }

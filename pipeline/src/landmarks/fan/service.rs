@@ -219,6 +219,17 @@ pub struct FanClient {
 }
 
 impl FanClient {
+    /// Landmarks in caller-given boxes: crops cut here, the network in the service.
+    fn points(&self, frames: &[FrameRef<'_>], boxes: &[[f32; 4]]) -> Result<Vec<Face68>> {
+        check_inputs(frames, boxes)?;
+        if frames.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (input, transforms) = cut_crops(frames, boxes);
+        let heatmaps = self.heatmaps(input, frames.len())?;
+        Ok(decode_all(&heatmaps, &transforms, boxes))
+    }
+
     fn heatmaps(&self, input: Vec<f32>, n: usize) -> Result<Vec<f32>> {
         let gone = || PipelineError::Config("the FAN service has stopped".into());
         let tx = self.tx.as_ref().ok_or_else(gone)?;
@@ -234,16 +245,7 @@ impl LandmarkBackend for FanClient {
     }
 
     fn detect(&mut self, frames: &[FrameRef<'_>]) -> Result<Vec<Option<Face68>>> {
-        let found = self.detector.detect_largest(frames)?;
-        let (idx, boxes): (Vec<usize>, Vec<[f32; 4]>) =
-            found.iter().enumerate().filter_map(|(i, f)| f.map(|f| (i, f.face_box))).unzip();
-        let with_face: Vec<FrameRef<'_>> = idx.iter().map(|&i| frames[i]).collect();
-        let faces = self.points_in_boxes(&with_face, &boxes)?;
-        let mut out = vec![None; frames.len()];
-        for (i, face) in idx.into_iter().zip(faces) {
-            out[i] = Some(face);
-        }
-        Ok(out)
+        super::largest_then_points(&self.detector, frames, |f, b| self.points(f, b))
     }
 
     fn set_clip(&mut self, clip: u64) {
@@ -259,12 +261,6 @@ impl LandmarkBackend for FanClient {
     }
 
     fn points_in_boxes(&mut self, frames: &[FrameRef<'_>], boxes: &[[f32; 4]]) -> Result<Vec<Face68>> {
-        check_inputs(frames, boxes)?;
-        if frames.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (input, transforms) = cut_crops(frames, boxes);
-        let heatmaps = self.heatmaps(input, frames.len())?;
-        Ok(decode_all(&heatmaps, &transforms, boxes))
+        self.points(frames, boxes)
     }
 }
