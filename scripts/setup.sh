@@ -2,7 +2,8 @@
 # One-command set-up for mcsfau on a fresh Debian 12 machine (or a prepared one,
 # in seconds). Installs, from the package registries only:
 #   - Debian: FFmpeg 5.1 dev libraries + CLI, clang/pkg-config (ffmpeg-next),
-#     dlib + its 68-point shape predictor + OpenBLAS (the `dlib` landmarks);
+#     dlib + its 68-point shape predictor + OpenBLAS (the `dlib` landmarks),
+#     Gloo's headers (data-parallel training's CPU backend, model/csrc/dist.cpp);
 #   - a project venv (.venv) with PyTorch 2.11.0 (the libtorch tch 0.24 links),
 #     pyarrow and DuckDB (the shard round-trip test),
 #     torchvision, and the Python references the tests compare against;
@@ -30,7 +31,7 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # --- Debian packages -------------------------------------------------------
 APT_PACKAGES=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
   libavfilter-dev libavdevice-dev pkg-config clang ffmpeg
-  libdlib-dev libdlib-data libopenblas-dev g++ python3-venv fonts-dejavu-core)
+  libdlib-dev libdlib-data libopenblas-dev libgloo-dev g++ python3-venv fonts-dejavu-core)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -63,6 +64,15 @@ if ! $PY -c "import numpy, safetensors, safetensors.torch, packaging, pyarrow, p
    || [ ! -x .venv/bin/just ]; then
   say "venv: installing ${PY_PACKAGES[*]}"
   $PY -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
+fi
+
+# The CUDA headers ProcessGroupNCCL.hpp includes that torch's CUDA wheels
+# leave out (crt/, nv/target): header-only wheels of the same CUDA 13.0, so
+# the NCCL backend compiles into mcsfau-train. Skipped for a CPU-only torch.
+if [ -d "$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__))')/../nvidia/cu13/include" ] \
+   && ! $PY -m pip show -q nvidia-cuda-crt nvidia-cuda-cccl >/dev/null 2>&1; then
+  say "venv: installing the CUDA 13.0 headers NCCL needs (nvidia-cuda-crt, nvidia-cuda-cccl; 3 MB)"
+  $PY -m pip install -q --disable-pip-version-check --no-deps "nvidia-cuda-crt==13.0.88" "nvidia-cuda-cccl==13.0.85"
 fi
 
 # --- libtorch for tch: a stable path cargo reads (.cargo/config.toml) -------

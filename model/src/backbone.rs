@@ -17,6 +17,7 @@ use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 use crate::config::ModelConfig;
+use crate::dist::norm::Norm;
 
 /// torchvision's Bottleneck expansion.
 const EXPANSION: i64 = 4;
@@ -47,21 +48,22 @@ fn dilated_conv(
     nn::conv2d(p, c_in, c_out, ksize, cfg)
 }
 
-/// BatchNorm2d with torch's initialisation (weight 1, bias 0).
-pub(crate) fn bn2d(p: nn::Path, c: i64) -> nn::BatchNorm {
-    nn::batch_norm2d(p, c, nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), ..Default::default() })
+/// BatchNorm2d with torch's initialisation (weight 1, bias 0), local,
+/// synchronised or frozen while training ([`Norm`]).
+pub(crate) fn bn2d(p: nn::Path, c: i64) -> Norm {
+    Norm::new2d(p, c)
 }
 
 /// One torchvision Bottleneck block.
 #[derive(Debug)]
 struct Bottleneck {
     conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: Norm,
     conv2: nn::Conv2D,
-    bn2: nn::BatchNorm,
+    bn2: Norm,
     conv3: nn::Conv2D,
-    bn3: nn::BatchNorm,
-    downsample: Option<(nn::Conv2D, nn::BatchNorm)>,
+    bn3: Norm,
+    downsample: Option<(nn::Conv2D, Norm)>,
 }
 
 impl Bottleneck {
@@ -100,7 +102,7 @@ impl ModuleT for Bottleneck {
 #[derive(Debug)]
 pub struct Backbone {
     conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: Norm,
     layers: Vec<Vec<Bottleneck>>,
     channels: i64,
 }

@@ -23,6 +23,7 @@ use tch::Tensor;
 
 use crate::backbone::Backbone;
 use crate::config::ModelConfig;
+use crate::dist::norm::Norm;
 use crate::error::{ModelError, Result};
 
 /// `Linear(c_in -> hidden) BatchNorm1d ReLU Linear(hidden -> c_out)`, the
@@ -30,17 +31,16 @@ use crate::error::{ModelError, Result};
 #[derive(Debug)]
 pub struct Mlp {
     fc1: nn::Linear,
-    bn: nn::BatchNorm,
+    bn: Norm,
     fc2: nn::Linear,
 }
 
 impl Mlp {
     /// An MLP head under `p`.
     pub fn new(p: nn::Path, c_in: i64, hidden: i64, c_out: i64) -> Self {
-        let bn_cfg = nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), ..Default::default() };
         Self {
             fc1: nn::linear(&p / 0, c_in, hidden, Default::default()),
-            bn: nn::batch_norm1d(&p / 1, hidden, bn_cfg),
+            bn: Norm::new1d(&p / 1, hidden),
             fc2: nn::linear(&p / 3, hidden, c_out, Default::default()),
         }
     }

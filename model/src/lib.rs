@@ -28,6 +28,7 @@ pub mod byol;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod dist;
 pub mod error;
 pub mod interaction;
 pub mod landmarks;

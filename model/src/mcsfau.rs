@@ -79,6 +79,14 @@ impl Draws {
             apply_mask: masking::draw_apply(batch, m.gamma, m.mask_mode, device),
         }
     }
+
+    /// The draws of samples `offset..offset + batch` of a global batch of
+    /// `total` (drawn whole, then cut): a data-parallel rank's share of
+    /// what one process with the global batch draws.
+    pub fn sample_part(cfg: &ModelConfig, batch: i64, offset: i64, total: i64, device: Device) -> Self {
+        let all = Self::sample(cfg, total, device);
+        Self { noise: all.noise.narrow(1, offset, batch), apply_mask: all.apply_mask.narrow(0, offset, batch) }
+    }
 }
 
 /// The four terms of eq. 7 and their sum (scalars with gradient), plus what

@@ -11,6 +11,7 @@
 //! * [`log`]: `log.jsonl` and the progress callback.
 //! * [`plot`]: the loss curves, `losses.png`.
 //! * [`manifest`]: `--manifest` id selection.
+//! * [`parallel`]: data-parallel runs (several processes, docs/distributed.md).
 //! * [`synth`]: synthetic face shards for tests and the GPU check.
 
 pub mod config;
@@ -18,6 +19,7 @@ pub mod diagnostics;
 pub mod error;
 pub mod log;
 pub mod manifest;
+pub mod parallel;
 pub mod plot;
 pub mod run;
 pub mod sgd;
@@ -28,5 +30,6 @@ pub mod synth;
 pub use config::PretrainConfig;
 pub use error::{Result, TrainError};
 pub use log::{LogRecord, NoProgress, TrainProgress};
+pub use parallel::DistOptions;
 pub use run::{pretrain, RunOptions, RunSummary};
 pub use step::{train_step, LossValues, Trainer};

@@ -246,3 +246,43 @@ fn loader_batches_feed_the_augmenter() {
     assert_eq!(v.p1.size(), [4, 3, SIDE as i64, SIDE as i64]);
     assert_eq!(v.p2.size(), v.p1.size());
 }
+
+/// Data-parallel ranks (issue: each rank reads a disjoint slice of every
+/// epoch's seeded shuffle, the union being the single-process epoch once):
+/// rank r's batch k is rows r*B..(r+1)*B of the single-process batch k at
+/// batch size W*B, for W = 2 and 3, in two epochs and from a mid-epoch skip
+/// (40 rows: 5 global batches at W = 2, 3 and 4 rows left over at W = 3).
+#[test]
+fn rank_slices_are_disjoint_and_together_make_the_single_process_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    shards(dir.path(), "a", "toy", 40, SIDE, &[]);
+    let (b, open) =
+        (4, |batch: usize| Loader::new(ShardSet::from_dir(dir.path()).unwrap(), cfg(batch, true), Device::Cpu));
+    for world in [2usize, 3] {
+        let single = open(world * b).unwrap();
+        let ranks: Vec<Loader> = (0..world).map(|r| open(b).unwrap().with_part(r, world)).collect();
+        for (epoch, skip) in [(0u64, 0usize), (1, 0), (1, 2)] {
+            let want: Vec<Vec<String>> = single.epoch_from(epoch, skip).map(|x| x.unwrap().ids).collect();
+            let mut got: Vec<Vec<Vec<String>>> =
+                ranks.iter().map(|l| l.epoch_from(epoch, skip).map(|x| x.unwrap().ids).collect()).collect();
+            assert_eq!(want.len(), 40 / (world * b) - skip, "full global batches only (drop_last)");
+            // Rows after the last full global batch may fill a batch on the
+            // first ranks; training ends the epoch when any rank has none.
+            for g in &mut got {
+                assert!(g.len() <= want.len() + 1);
+                g.truncate(want.len());
+            }
+            for (k, global) in want.iter().enumerate() {
+                let joined: Vec<String> = (0..world).flat_map(|r| got[r][k].clone()).collect();
+                assert_eq!(&joined, global, "world {world} epoch {epoch} batch {k}");
+            }
+            let mut all: Vec<&String> = got.iter().flatten().flatten().collect();
+            let n = all.len();
+            all.sort();
+            all.dedup();
+            assert_eq!(all.len(), n, "no sample on two ranks");
+            assert_eq!(n, want.iter().map(Vec::len).sum::<usize>(), "the ranks together cover the epoch");
+        }
+        assert_eq!(ranks[0].rows_per_epoch().unwrap(), 40, "row counts are global");
+    }
+}

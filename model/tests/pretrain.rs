@@ -12,6 +12,7 @@ fn options(shards: &std::path::Path, out: &std::path::Path) -> RunOptions {
         out: out.to_path_buf(),
         resume: false,
         device: Device::Cpu,
+        dist: None,
     }
 }
 

@@ -12,6 +12,7 @@ use model::train::{pretrain, LossValues, PretrainConfig, RunOptions, TrainError,
 #[command(after_help = "EXAMPLES:
   mcsfau pretrain --shards OUT/shards --config tiny --steps 100 --out run
   mcsfau pretrain --shards OUT/shards --config paper --out run --device cuda --resume
+  torchrun --nproc-per-node 8 --no-python mcsfau pretrain --shards OUT/shards --out run   (8 GPUs, docs/distributed.md)
 
 Exit code: 0 trained (or already done), 2 could not run, 3 a loss became NaN (the last good checkpoint is kept).")]
 pub struct Args {
@@ -50,6 +51,14 @@ pub struct Args {
     /// libtorch CPU threads (0: libtorch's default, one per core).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=1024))]
     pub threads: i32,
+    /// Data-parallel collective library, when launched by torchrun or srun
+    /// (docs/distributed.md): `auto` (NCCL on CUDA, Gloo on the CPU), `gloo`, `nccl`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "gloo", "nccl"])]
+    pub dist_backend: String,
+    /// Seconds the data-parallel rendezvous and each collective may wait for
+    /// the other ranks before the run fails.
+    #[arg(long, default_value_t = 600, value_parser = super::num::count64(1, 86_400))]
+    pub dist_timeout: u64,
 }
 
 /// Parses `auto`, `cpu`, `cuda`, `cuda:N` (refusing a CUDA device libtorch does not see).
@@ -125,6 +134,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         out: args.out,
         resume: args.resume,
         device: parse_device(&args.device)?,
+        dist: model::train::parallel::options_from_env(&args.dist_backend, args.dist_timeout)
+            .map_err(anyhow::Error::msg)?,
     };
     let bar = if args.quiet { Bar::hidden() } else { Bar::new() };
     match pretrain(cfg, &opts, &bar) {

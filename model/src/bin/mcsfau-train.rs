@@ -91,6 +91,14 @@ enum Cmd {
         /// libtorch CPU threads (0: default).
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=1024))]
         threads: i32,
+        /// Data-parallel collective library (under torchrun or srun): `auto`
+        /// (NCCL on CUDA, Gloo on the CPU), `gloo` or `nccl`.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "gloo", "nccl"])]
+        dist_backend: String,
+        /// Seconds the data-parallel rendezvous and each collective may wait
+        /// for the other ranks before the run fails.
+        #[arg(long, default_value_t = 600, value_parser = num::count64(1, 86_400))]
+        dist_timeout: u64,
     },
     /// Linear probe of a checkpoint or a reference (`mcsfau probe`'s options).
     Probe {
@@ -311,6 +319,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             workers,
             bf16,
             threads,
+            dist_backend,
+            dist_timeout,
         } => {
             let mut cfg = PretrainConfig::resolve(&config)?;
             if let Some(n) = steps {
@@ -330,7 +340,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if threads > 0 {
                 tch::set_num_threads(threads);
             }
-            let opts = RunOptions { shards, manifest, split: None, out, resume, device: parse_device(&device)? };
+            let dist =
+                model::train::parallel::options_from_env(&dist_backend, dist_timeout).map_err(anyhow::Error::msg)?;
+            let opts = RunOptions { shards, manifest, split: None, out, resume, device: parse_device(&device)?, dist };
             match pretrain(cfg, &opts, &Bar(ProgressBar::hidden())) {
                 Ok(s) => {
                     println!("{}", serde_json::to_string(&s)?);

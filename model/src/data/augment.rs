@@ -162,10 +162,39 @@ impl Augmenter {
                 message: format!("expected [{}, {NUM_LANDMARKS}, 2], got {:?}", size[0], landmarks.size()),
             });
         }
-        let x = images.to_kind(Kind::Float) / 255.0; // [B, 3, H, W] in [0, 1]
         let b = size[0] as usize;
-        let p1 = self.apply(&x, &self.sample(b, step, 0));
-        let p2 = self.apply(&x, &self.sample(b, step, 1));
+        self.views_part(images, landmarks, step, 0, b)
+    }
+
+    /// [`Augmenter::views`] of rows `offset..offset + B` of a global batch
+    /// of `total` samples: each sample gets the parameters it gets in the
+    /// whole batch, so the ranks of a data-parallel run together draw what
+    /// one process with the global batch draws.
+    pub fn views_part(
+        &self,
+        images: &Tensor,
+        landmarks: &Tensor,
+        step: u64,
+        offset: usize,
+        total: usize,
+    ) -> Result<Views> {
+        let b = images.size().first().copied().unwrap_or(0).max(0) as usize;
+        if offset + b > total {
+            return Err(DataError::Config {
+                field: "images",
+                message: format!("rows {offset}..{} lie outside a global batch of {total}", offset + b),
+            });
+        }
+        let x = images.to_kind(Kind::Float) / 255.0; // [B, 3, H, W] in [0, 1]
+        let part = |v: u64| {
+            let all = self.sample(total, step, v);
+            ViewParams {
+                theta: all.theta[offset..offset + b].to_vec(),
+                jitter: all.jitter[offset..offset + b].to_vec(),
+            }
+        };
+        let p1 = self.apply(&x, &part(0));
+        let p2 = self.apply(&x, &part(1));
         Ok(Views { p: normalize(&x), landmarks: landmarks.shallow_clone(), p1: normalize(&p1), p2: normalize(&p2) })
     }
 

@@ -92,6 +92,7 @@ pub struct Loader {
     device: Device,
     pool: Arc<rayon::ThreadPool>,
     filter: Option<Arc<HashSet<String>>>,
+    part: Option<(usize, usize)>,
     stats: Arc<StatsCounters>,
 }
 
@@ -119,6 +120,7 @@ impl Loader {
             device,
             pool: Arc::new(pool),
             filter: None,
+            part: None,
             stats: Arc::new(StatsCounters::new()),
         })
     }
@@ -126,6 +128,18 @@ impl Loader {
     /// Keeps only rows whose `sample_id` is in `ids` (e.g. a manifest split).
     pub fn with_filter(mut self, ids: HashSet<String>) -> Self {
         self.filter = Some(Arc::new(ids));
+        self
+    }
+
+    /// Makes this the loader of data-parallel rank `rank` of `world`: of
+    /// every `world * batch_size` consecutive rows of the epoch's order it
+    /// yields rows `rank * batch_size ..` (`batch_size` of them), so the
+    /// ranks' slices are disjoint and together are the single-process epoch
+    /// at batch size `world * batch_size`. A corrupt row is replaced by the
+    /// rank's next row, so with corrupt rows a rank's slice ends a little
+    /// early (the training loop ends the epoch for all ranks together).
+    pub fn with_part(mut self, rank: usize, world: usize) -> Self {
+        self.part = (world > 1 && rank < world).then_some((rank, world));
         self
     }
 
@@ -175,11 +189,11 @@ impl Loader {
         let (raw_tx, raw_rx) = sync_channel(2);
         let (out_tx, out_rx) = sync_channel(self.cfg.prefetch);
         let reader = {
-            let (set, cfg, filter, stats) =
-                (self.set.clone(), self.cfg.clone(), self.filter.clone(), self.stats.clone());
+            let (set, cfg, filter, stats, part) =
+                (self.set.clone(), self.cfg.clone(), self.filter.clone(), self.stats.clone(), self.part);
             std::thread::Builder::new()
                 .name("mcsfau-read".into())
-                .spawn(move || read_epoch(&set, &cfg, filter.as_deref(), epoch, &stats, &raw_tx))
+                .spawn(move || read_epoch(&set, &cfg, filter.as_deref(), epoch, part, &stats, &raw_tx))
         };
         let decoder = {
             let ctx = DecodeCtx {

@@ -24,12 +24,14 @@ pub(crate) enum RawMsg {
     End,
 }
 
-/// Reader thread: row groups in seeded order -> id filter -> shuffle buffer.
+/// Reader thread: row groups in seeded order -> id filter -> shuffle buffer
+/// -> (a data-parallel rank) this rank's slice of every global batch.
 pub(crate) fn read_epoch(
     set: &ShardSet,
     cfg: &LoaderConfig,
     filter: Option<&HashSet<String>>,
     epoch: u64,
+    part: Option<(usize, usize)>,
     stats: &StatsCounters,
     tx: &SyncSender<RawMsg>,
 ) {
@@ -41,8 +43,18 @@ pub(crate) fn read_epoch(
     }
     let mut buffer = ShuffleBuffer::new(if cfg.shuffle { cfg.shuffle_buffer } else { 0 });
     let mut out = Vec::with_capacity(chunk);
+    // A data-parallel rank keeps global batch k's rows k*W*B + r*B ..
+    // k*W*B + (r+1)*B of the epoch's order: the ranks' batches k together
+    // are one process's batch k at batch size W*B.
+    let (rank, world) = part.unwrap_or((0, 1));
+    let mut position = 0usize;
     // `false`: the consumer is gone, stop quietly.
-    let emit = |row: RawRow, out: &mut Vec<RawRow>| {
+    let mut emit = |row: RawRow, out: &mut Vec<RawRow>| {
+        let mine = (position / cfg.batch_size.max(1)) % world == rank;
+        position += 1;
+        if !mine {
+            return true;
+        }
         out.push(row);
         out.len() < chunk || tx.send(RawMsg::Rows(std::mem::replace(out, Vec::with_capacity(chunk)))).is_ok()
     };

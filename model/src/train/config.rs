@@ -44,8 +44,31 @@ pub struct PretrainConfig {
     /// at every step so a resumed run draws what an uninterrupted one does.
     /// The sample order has its own seed, `data.loader.seed`.
     pub seed: u64,
+    /// Data-parallel training (several processes; docs/distributed.md).
+    pub dist: DistConfig,
     /// Testing hooks; leave at the defaults for real runs.
     pub debug: DebugConfig,
+}
+
+/// How the ranks of a data-parallel run train together. `data.loader.
+/// batch_size` is per rank: the global batch is `WORLD_SIZE` times it.
+/// Nothing here matters to a single process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DistConfig {
+    /// BatchNorm statistics while training: `sync` (over every rank's
+    /// batch, as one process with the global batch computes them), `local`
+    /// (each rank's own batch, torch DDP's default) or `frozen` (running
+    /// statistics, never updated).
+    pub batch_norm: crate::dist::norm::BatchNormMode,
+    /// Gradient all-reduce bucket size, MiB (torch DDP: 25).
+    pub bucket_mb: f64,
+}
+
+impl Default for DistConfig {
+    fn default() -> Self {
+        Self { batch_norm: crate::dist::norm::BatchNormMode::Sync, bucket_mb: 25.0 }
+    }
 }
 
 /// SGD with momentum and weight decay (`torch.optim.SGD` semantics).
@@ -125,6 +148,7 @@ impl Default for PretrainConfig {
             schedule: ScheduleConfig::default(),
             output: OutputConfig::default(),
             seed: 0,
+            dist: DistConfig::default(),
             debug: DebugConfig::default(),
         }
     }
@@ -258,6 +282,9 @@ impl PretrainConfig {
         let out = &self.output;
         if out.log_every == 0 || out.checkpoint_every == 0 || out.keep_checkpoints == 0 {
             return bad("output.log_every, checkpoint_every and keep_checkpoints must be >= 1".into());
+        }
+        if !(self.dist.bucket_mb.is_finite() && self.dist.bucket_mb > 0.0) {
+            return bad(format!("dist.bucket_mb {} must be > 0", self.dist.bucket_mb));
         }
         Ok(())
     }

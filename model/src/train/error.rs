@@ -44,6 +44,15 @@ pub enum TrainError {
         /// The newest checkpoint on disk, or `none`.
         last_checkpoint: String,
     },
+    /// A collective of a data-parallel run failed: another rank stopped or
+    /// hung past the timeout, or the network failed.
+    #[error("data-parallel training stopped: {source}{}", dist_hint(last_checkpoint))]
+    Dist {
+        /// What failed.
+        source: crate::dist::DistError,
+        /// The newest checkpoint on disk, `none`, or empty before training.
+        last_checkpoint: String,
+    },
     /// A checkpoint that cannot be written or read back.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint {
@@ -77,6 +86,14 @@ pub enum TrainError {
     /// libtorch failed in the loop itself.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+}
+
+fn dist_hint(last_checkpoint: &str) -> String {
+    if last_checkpoint.is_empty() {
+        String::new()
+    } else {
+        format!(" (another rank probably failed first: see its log; last checkpoint: {last_checkpoint})")
+    }
 }
 
 impl TrainError {

@@ -67,6 +67,12 @@ impl Sgd {
         });
     }
 
+    /// The defined gradients, in variable-name order (the order every rank
+    /// of a data-parallel run sees them in).
+    pub fn gradients(&self) -> Vec<Tensor> {
+        self.params.iter().map(|(_, p)| p.grad()).filter(Tensor::defined).collect()
+    }
+
     /// The momentum buffers by variable name (for checkpoints).
     pub fn buffers(&self) -> &BTreeMap<String, Tensor> {
         &self.buffers

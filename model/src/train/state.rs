@@ -41,8 +41,16 @@ pub struct TrainState {
     /// The seeds every random stream derives from: `seed` (augmentation,
     /// libtorch per step) and `loader_seed` (sample order per epoch).
     pub rng: RngState,
+    /// Processes of the data-parallel run that wrote it (1: one process;
+    /// absent in checkpoints from before data-parallel training).
+    #[serde(default = "one")]
+    pub world_size: u64,
     /// The resolved configuration of the run.
     pub config: PretrainConfig,
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// Seeds of the run's random streams (see the module docs).

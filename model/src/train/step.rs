@@ -3,13 +3,18 @@
 //! non-finite guard, (every N steps) the learning diagnostics, backward,
 //! the SGD update, the EMA update of eq. 1.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+use tch::{Device, Tensor};
 
 use super::diagnostics::{self, Diagnostics};
 use super::error::{Result, TrainError};
 use super::sgd::Sgd;
+use crate::byol;
 use crate::config::ModelConfig;
 use crate::data::{self, Augmenter};
+use crate::dist::{grad, norm, Backend, DistError, Group};
 use crate::mcsfau::{Batch, Draws, McSfau};
 
 /// The terms of eq. 7 of one step, as numbers.
@@ -54,6 +59,8 @@ pub struct Trainer {
     pub nan_at_step: Option<u64>,
     /// Compute [`Diagnostics`] every this many steps (0: never).
     pub diagnostics_every: u64,
+    /// This rank's part in a data-parallel run (None: one process).
+    pub dist: Option<RankPart>,
 }
 
 /// What a step reports.
@@ -75,23 +82,78 @@ pub fn step_seed(seed: u64, step: u64) -> i64 {
     ((z ^ (z >> 31)) >> 1) as i64
 }
 
+/// A data-parallel rank's part in every step: draw for the global batch,
+/// keep this rank's rows, average the losses and gradients over the ranks.
+#[derive(Debug, Clone)]
+pub struct RankPart {
+    /// The process group.
+    pub group: Arc<Group>,
+    /// Samples per rank (every rank's batch has exactly this many).
+    pub batch: usize,
+    /// Gradient bucket size, bytes.
+    pub bucket_bytes: usize,
+    /// Broadcast rank 0's BatchNorm running statistics after every step
+    /// (per-rank statistics, `local` mode: what torch DDP's
+    /// `broadcast_buffers` does), so every rank holds the same model.
+    pub broadcast_buffers: bool,
+}
+
+impl RankPart {
+    /// Where the group's collectives take host values: the CPU for Gloo,
+    /// the model's GPU for NCCL.
+    fn value_device(&self, model: Device) -> Device {
+        match self.group.backend() {
+            Backend::Gloo => Device::Cpu,
+            Backend::Nccl => model,
+        }
+    }
+}
+
 /// Step `step` (1-based) on `batch` at learning rate `lr`. A NaN or
-/// infinite term returns [`TrainError::NonFinite`] before any weight moves.
+/// infinite term returns [`TrainError::NonFinite`] before any weight moves
+/// (on every rank of a data-parallel run: the terms are averaged first).
 pub fn train_step(t: &mut Trainer, batch: &data::Batch, step: u64, lr: f64) -> Result<StepOutput> {
+    let dist_err = |e: DistError| TrainError::Dist { source: e, last_checkpoint: String::new() };
     // Every random draw of this step comes from (seed, step).
     tch::manual_seed(step_seed(t.seed, step));
-    // P, P1, P2 and P's landmarks, on the device.
-    let views = t.augmenter.views(&batch.images, &batch.landmarks, step)?;
     let cfg: &ModelConfig = t.model.config();
-    let draws = Draws::sample(cfg, batch.len() as i64, t.model.device()); // cascade jitter, mask decisions
+    let device = t.model.device();
+    let b = batch.len();
+    // P, P1, P2 and P's landmarks on the device; cascade jitter and mask
+    // decisions. A rank draws for the global batch and keeps its rows.
+    let (views, draws) = match &t.dist {
+        None => (t.augmenter.views(&batch.images, &batch.landmarks, step)?, Draws::sample(cfg, b as i64, device)),
+        Some(d) => {
+            if b != d.batch {
+                return Err(TrainError::Config(format!(
+                    "rank {} got a batch of {b}, not {} (data-parallel batches are full)",
+                    d.group.rank(),
+                    d.batch
+                )));
+            }
+            let (offset, total) = (d.group.rank() * b, d.group.world() * b);
+            let views = t.augmenter.views_part(&batch.images, &batch.landmarks, step, offset, total)?;
+            (views, Draws::sample_part(cfg, b as i64, offset as i64, total as i64, device))
+        }
+    };
     let inputs = Batch { p: &views.p, p1: &views.p1, p2: &views.p2, landmarks: &views.landmarks };
     // Eq. 7: L_total = L_s + L_d + L_r + alpha L_c.
     let mut losses = t.model.losses(&inputs, &draws, true)?;
+    if let Some(e) = norm::take_error() {
+        return Err(dist_err(e));
+    }
     if t.nan_at_step == Some(step) {
         losses.l_r = &losses.l_r * f64::NAN;
         losses.total = &losses.total + &losses.l_r;
     }
-    let [l_s, l_d, l_r, l_c, total] = losses.values();
+    let mut v = losses.values();
+    if let Some(d) = &t.dist {
+        // The global batch's losses (every term is a batch mean, the ranks'
+        // batches are equal): what rank 0 logs and every rank checks.
+        let mean = grad::mean_values(&d.group, &v, d.value_device(device), "averaging the losses").map_err(dist_err)?;
+        v.copy_from_slice(&mean[..5]);
+    }
+    let [l_s, l_d, l_r, l_c, total] = v;
     let values = LossValues { l_s, l_d, l_r, l_c, total };
     if let Some((term, value)) = values.first_non_finite() {
         return Err(TrainError::NonFinite { term, step, value, last_checkpoint: String::new() });
@@ -100,11 +162,37 @@ pub fn train_step(t: &mut Trainer, batch: &data::Batch, step: u64, lr: f64) -> R
     // nothing accumulated): a resumed run logs the same values.
     let due = t.diagnostics_every > 0 && step % t.diagnostics_every == 0;
     let diagnostics = due.then(|| diagnostics::diagnose(&t.model, &inputs, &losses));
-    // Backward through the online store, SGD, then the target's EMA (eq. 1).
+    // Backward through the online store, (the ranks' mean gradient), SGD,
+    // then the target's EMA (eq. 1): identical on every rank.
     t.opt.zero_grad();
-    losses.total.backward();
+    losses.total.f_backward().map_err(|e| match &t.dist {
+        // a synchronised BatchNorm's backward all-reduce failed
+        Some(d) => dist_err(DistError {
+            rank: d.group.rank(),
+            world: d.group.world(),
+            what: "backward".into(),
+            message: e.to_string(),
+        }),
+        None => TrainError::Torch(e),
+    })?;
+    if let Some(d) = &t.dist {
+        grad::average_gradients(&d.group, &t.opt.gradients(), d.bucket_bytes).map_err(dist_err)?;
+    }
     t.opt.step(lr);
     t.model.ema_update()?;
+    if let Some(d) = t.dist.as_ref().filter(|d| d.broadcast_buffers) {
+        let buffers: Vec<Tensor> = [t.model.online(), t.model.target()]
+            .into_iter()
+            .flat_map(|vs| {
+                let mut v: Vec<_> = vs.variables().into_iter().filter(|(n, _)| byol::is_buffer(n)).collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                v.into_iter().map(|(_, t)| t)
+            })
+            .collect();
+        d.group
+            .broadcast(&buffers.iter().collect::<Vec<_>>(), 0, "sharing rank 0's BatchNorm statistics")
+            .map_err(dist_err)?;
+    }
     Ok(StepOutput { losses: values, diagnostics })
 }
 

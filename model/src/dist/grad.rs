@@ -1,0 +1,98 @@
+//! Gradient averaging across ranks: the gradients are packed into flat
+//! buckets of about [`BUCKET_BYTES`] (torch DDP's default bucket size), all
+//! buckets are all-reduced together (each one collective, in flight at the
+//! same time), then divided by the world size and unpacked.
+//!
+//! The all-reduce starts after backward has finished: tch exposes no
+//! autograd hooks, so the overlap torch DDP gets by reducing a bucket as
+//! soon as its gradients are ready is not available here
+//! (docs/distributed.md measures what that costs).
+
+use tch::{Kind, Tensor};
+
+use super::{DistError, Group};
+
+/// Bytes per bucket (torch DDP: `bucket_cap_mb = 25`).
+pub const BUCKET_BYTES: usize = 25 << 20;
+
+/// Buckets of consecutive gradients of one dtype and device, each at most
+/// `cap` bytes (a larger gradient is a bucket alone).
+fn buckets(grads: &[Tensor], cap: usize) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut bytes = 0;
+    let mut key = None;
+    for (i, g) in grads.iter().enumerate() {
+        let size = g.numel() * g.kind().elt_size_in_bytes();
+        let k = (g.kind(), g.device());
+        let fits = key == Some(k) && bytes + size <= cap;
+        match out.last_mut() {
+            Some(last) if fits => last.push(i),
+            _ => {
+                out.push(vec![i]);
+                bytes = 0;
+                key = Some(k);
+            }
+        }
+        bytes += size;
+    }
+    out
+}
+
+/// Replaces every gradient by its mean over the ranks of `group`.
+pub fn average_gradients(group: &Group, grads: &[Tensor], cap: usize) -> Result<(), DistError> {
+    if grads.is_empty() {
+        return Ok(());
+    }
+    let plan = buckets(grads, cap.max(1));
+    tch::no_grad(|| {
+        let flats: Vec<Tensor> = plan
+            .iter()
+            .map(|b| Tensor::cat(&b.iter().map(|&i| grads[i].reshape([-1])).collect::<Vec<_>>(), 0))
+            .collect();
+        group.all_reduce_sum(&flats.iter().collect::<Vec<_>>(), "averaging gradients")?;
+        let w = group.world() as f64;
+        for (b, flat) in plan.iter().zip(&flats) {
+            let mean = flat / w;
+            let mut off = 0;
+            for &i in b {
+                let mut g = grads[i].shallow_clone();
+                let n = g.numel() as i64;
+                g.copy_(&mean.narrow(0, off, n).view_as(&g));
+                off += n;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The mean over the ranks of a few host numbers (the step's losses),
+/// reduced in float64 on `device` (the backend's: CPU for Gloo, the GPU
+/// for NCCL).
+pub fn mean_values(group: &Group, values: &[f64], device: tch::Device, what: &str) -> Result<Vec<f64>, DistError> {
+    let t = Tensor::from_slice(values).to_kind(Kind::Double).to_device(device);
+    group.all_reduce_sum(&[&t], what)?;
+    let t = (t / group.world() as f64).to_device(tch::Device::Cpu);
+    Vec::<f64>::try_from(&t).map_err(|e| DistError {
+        rank: group.rank(),
+        world: group.world(),
+        what: what.to_string(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    #[test]
+    fn buckets_hold_consecutive_gradients_up_to_the_cap() {
+        let f = |n: i64| Tensor::zeros([n], (Kind::Float, Device::Cpu));
+        let d = |n: i64| Tensor::zeros([n], (Kind::Double, Device::Cpu));
+        // 4-byte floats: 10 + 10 fit in 80 bytes, 30 does not; a double breaks a bucket.
+        let grads = [f(10), f(10), f(30), f(5), d(2), f(1)];
+        assert_eq!(buckets(&grads, 80), vec![vec![0, 1], vec![2], vec![3], vec![4], vec![5]]);
+        assert_eq!(buckets(&grads, 1 << 20), vec![vec![0, 1, 2, 3], vec![4], vec![5]]);
+        assert_eq!(buckets(&grads[..1], 1), vec![vec![0]], "a gradient over the cap is a bucket alone");
+    }
+}
