@@ -40,6 +40,11 @@ fn buckets(grads: &[Tensor], cap: usize) -> Vec<Vec<usize>> {
 
 /// Replaces every gradient by its mean over the ranks of `group`.
 pub fn average_gradients(group: &Group, grads: &[Tensor], cap: usize) -> Result<(), DistError> {
+    average(group, grads, cap, "averaging gradients")
+}
+
+/// Replaces every tensor by its mean over the ranks, in buckets of `cap` bytes.
+pub fn average(group: &Group, grads: &[Tensor], cap: usize, what: &str) -> Result<(), DistError> {
     if grads.is_empty() {
         return Ok(());
     }
@@ -49,7 +54,7 @@ pub fn average_gradients(group: &Group, grads: &[Tensor], cap: usize) -> Result<
             .iter()
             .map(|b| Tensor::cat(&b.iter().map(|&i| grads[i].reshape([-1])).collect::<Vec<_>>(), 0))
             .collect();
-        group.all_reduce_sum(&flats.iter().collect::<Vec<_>>(), "averaging gradients")?;
+        group.all_reduce_sum(&flats.iter().collect::<Vec<_>>(), what)?;
         let w = group.world() as f64;
         for (b, flat) in plan.iter().zip(&flats) {
             let mean = flat / w;
@@ -58,6 +63,33 @@ pub fn average_gradients(group: &Group, grads: &[Tensor], cap: usize) -> Result<
                 let mut g = grads[i].shallow_clone();
                 let n = g.numel() as i64;
                 g.copy_(&mean.narrow(0, off, n).view_as(&g));
+                off += n;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Rank `root`'s values into every tensor on every rank, packed into flat
+/// buckets like the gradients (one collective per bucket, not per tensor:
+/// a ResNet's BatchNorm statistics are hundreds of small tensors).
+pub fn broadcast_packed(group: &Group, tensors: &[Tensor], root: usize, what: &str) -> Result<(), DistError> {
+    if tensors.is_empty() {
+        return Ok(());
+    }
+    let plan = buckets(tensors, BUCKET_BYTES);
+    tch::no_grad(|| {
+        let flats: Vec<Tensor> = plan
+            .iter()
+            .map(|b| Tensor::cat(&b.iter().map(|&i| tensors[i].reshape([-1])).collect::<Vec<_>>(), 0))
+            .collect();
+        group.broadcast(&flats.iter().collect::<Vec<_>>(), root, what)?;
+        for (b, flat) in plan.iter().zip(&flats) {
+            let mut off = 0;
+            for &i in b {
+                let mut t = tensors[i].shallow_clone();
+                let n = t.numel() as i64;
+                t.copy_(&flat.narrow(0, off, n).view_as(&t));
                 off += n;
             }
         }

@@ -72,7 +72,7 @@ pub(crate) fn rank_part(group: &Arc<Group>, batch: usize, cfg: &DistConfig) -> R
         group: group.clone(),
         batch,
         bucket_bytes: (cfg.bucket_mb * (1 << 20) as f64).max(1.0) as usize,
-        broadcast_buffers: cfg.batch_norm == BatchNormMode::Local,
+        sync_buffers: cfg.batch_norm == BatchNormMode::Local,
     }
 }
 
@@ -86,20 +86,23 @@ pub(crate) fn broadcast_state(t: &Trainer, part: &RankPart) -> Result<()> {
         tensors.extend(vars.into_iter().map(|(_, v)| v));
     }
     tensors.extend(t.opt.buffers().values().map(|b| b.shallow_clone()));
-    let group = &part.group;
-    tch::no_grad(|| {
-        for chunk in tensors.chunks(64) {
-            // Collectives need contiguous memory: broadcast a copy, then copy back.
-            let flat: Vec<_> = chunk.iter().map(|v| v.contiguous()).collect();
-            group.broadcast(&flat.iter().collect::<Vec<_>>(), 0, "sharing rank 0's weights").map_err(dist_error)?;
-            for (v, f) in chunk.iter().zip(&flat) {
-                if v.data_ptr() != f.data_ptr() {
-                    v.shallow_clone().copy_(f);
-                }
-            }
-        }
-        Ok(())
-    })
+    grad::broadcast_packed(&part.group, &tensors, 0, "sharing rank 0's weights").map_err(dist_error)
+}
+
+/// With per-rank BatchNorm statistics (`local`), replaces every rank's
+/// running statistics by their mean over the ranks; nothing otherwise.
+/// Every rank calls it at the same steps (before a checkpoint).
+pub(crate) fn sync_buffers(t: &Trainer) -> Result<()> {
+    let Some(part) = t.dist.as_ref().filter(|p| p.sync_buffers) else { return Ok(()) };
+    let buffers: Vec<tch::Tensor> = [t.model.online(), t.model.target()]
+        .into_iter()
+        .flat_map(|vs| {
+            let mut v: Vec<_> = vs.variables().into_iter().filter(|(n, _)| crate::byol::is_buffer(n)).collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v.into_iter().map(|(_, t)| t)
+        })
+        .collect();
+    grad::average(&part.group, &buffers, part.bucket_bytes, "averaging the BatchNorm statistics").map_err(dist_error)
 }
 
 /// Whether every rank has a batch for the next step (a rank whose slice ran

@@ -291,6 +291,10 @@ pub fn pretrain(cfg: PretrainConfig, opts: &RunOptions, progress: &dyn TrainProg
             let losses = output.losses;
             last = Some(losses);
             progress.step(step, &losses);
+            let checkpoint_due = step % cfg.output.checkpoint_every == 0 || step == total;
+            if checkpoint_due {
+                parallel::sync_buffers(&t)?;
+            }
             let Some(log) = log.as_mut() else {
                 if step >= total {
                     break;
@@ -315,7 +319,7 @@ pub fn pretrain(cfg: PretrainConfig, opts: &RunOptions, progress: &dyn TrainProg
                 log.write(&r)?;
                 records.push(r);
             }
-            if step % cfg.output.checkpoint_every == 0 || step == total {
+            if checkpoint_due {
                 checkpoint = save(&t, step, epoch, batch_in_epoch)?;
                 progress.message(&format!("checkpoint {}", checkpoint.display()));
                 if cfg.output.plot {

@@ -6,12 +6,11 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tch::{Device, Tensor};
+use tch::Device;
 
 use super::diagnostics::{self, Diagnostics};
 use super::error::{Result, TrainError};
 use super::sgd::Sgd;
-use crate::byol;
 use crate::config::ModelConfig;
 use crate::data::{self, Augmenter};
 use crate::dist::{grad, norm, Backend, DistError, Group};
@@ -92,10 +91,10 @@ pub struct RankPart {
     pub batch: usize,
     /// Gradient bucket size, bytes.
     pub bucket_bytes: usize,
-    /// Broadcast rank 0's BatchNorm running statistics after every step
-    /// (per-rank statistics, `local` mode: what torch DDP's
-    /// `broadcast_buffers` does), so every rank holds the same model.
-    pub broadcast_buffers: bool,
+    /// Average the BatchNorm running statistics over the ranks before each
+    /// checkpoint (`local` mode, where each rank's differ; training itself
+    /// never reads them), so every rank holds the same model.
+    pub sync_buffers: bool,
 }
 
 impl RankPart {
@@ -180,19 +179,6 @@ pub fn train_step(t: &mut Trainer, batch: &data::Batch, step: u64, lr: f64) -> R
     }
     t.opt.step(lr);
     t.model.ema_update()?;
-    if let Some(d) = t.dist.as_ref().filter(|d| d.broadcast_buffers) {
-        let buffers: Vec<Tensor> = [t.model.online(), t.model.target()]
-            .into_iter()
-            .flat_map(|vs| {
-                let mut v: Vec<_> = vs.variables().into_iter().filter(|(n, _)| byol::is_buffer(n)).collect();
-                v.sort_by(|a, b| a.0.cmp(&b.0));
-                v.into_iter().map(|(_, t)| t)
-            })
-            .collect();
-        d.group
-            .broadcast(&buffers.iter().collect::<Vec<_>>(), 0, "sharing rank 0's BatchNorm statistics")
-            .map_err(dist_err)?;
-    }
     Ok(StepOutput { losses: values, diagnostics })
 }
 
