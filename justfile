@@ -70,6 +70,7 @@ bench: build
     just bench-loader
     just bench-audit
     just bench-landmarks
+    just bench-dist
 
 # Preprocess frames/s per core, stage by stage, against FFmpeg's full and
 # `-skip_frame noref` decode rates; FAN ours vs face_alignment's PyTorch; the
@@ -86,6 +87,11 @@ bench-loader:
 # Audit benchmark: 9M-row VoxCeleb2 metadata table, Polars (release) vs pandas.
 bench-audit:
     scripts/bench_audit.sh
+
+# Data-parallel pretraining on the CPU (Gloo, 2 processes on localhost) next to
+# one process, with BatchNorm sync / local / frozen (docs/distributed.md).
+bench-dist:
+    scripts/bench-dist.sh
 
 # The synthetic AU yardstick (not a test; ~50 min on 2 cores): floor, landmark
 # and pixel references, random init (settled), MFDC, MFDC+MFRR, full MC-SFAU

@@ -228,3 +228,34 @@ fn a_resume_falls_back_past_a_corrupt_checkpoint_and_keeps_the_log_bytes() {
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("no checkpoint of the run verifies"), "{text}");
 }
+
+/// Under torchrun's variables `mcsfau pretrain` trains data-parallel (the
+/// semantics are tested in model/tests/dist_train.rs): rank 0 writes the run
+/// folder and says so, rank 1 reports its share; a launch without
+/// MASTER_ADDR is refused before any work.
+#[test]
+fn two_ranks_of_mcsfau_pretrain_train_together_and_rank_0_writes() {
+    let f = fixture("");
+    let out = f.root.join("dp");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let children: Vec<_> = (0..2)
+        .map(|r| {
+            let mut c = mcsfau();
+            c.args(args(&f, &out, "2")).args(["--device", "cpu", "--quiet"]);
+            c.envs([("RANK", r.to_string().as_str()), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "127.0.0.1")]);
+            c.env("MASTER_PORT", &port).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let outs: Vec<Output> = children.into_iter().map(|c| ok(c.wait_with_output().unwrap())).collect();
+    let (o0, o1) = (String::from_utf8_lossy(&outs[0].stdout), String::from_utf8_lossy(&outs[1].stdout));
+    assert!(o0.contains("trained steps 0..2 of 2 on 2 ranks"), "{o0}");
+    assert!(o1.contains("rank 1 of 2: trained steps 0..2 of 2") && o1.contains("rank 0 wrote the run folder"), "{o1}");
+    assert_eq!(log_of(&out).unwrap().len(), 2, "one log, written once");
+    let lone = mcsfau().args(args(&f, &f.root.join("x"), "2")).envs([("RANK", "1"), ("WORLD_SIZE", "2")]).output();
+    let lone = lone.unwrap();
+    let err = String::from_utf8_lossy(&lone.stderr);
+    assert_eq!(lone.status.code(), Some(2), "{err}");
+    assert!(err.contains("MASTER_ADDR is not set"), "{err}");
+    assert!(!f.root.join("x").exists());
+}

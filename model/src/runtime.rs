@@ -25,6 +25,9 @@ pub struct RuntimeInfo {
     pub torch_threads: i32,
     /// libtorch inter-op threads.
     pub torch_interop_threads: i32,
+    /// Data-parallel collective backends compiled in (`gloo` always,
+    /// `nccl` when built against a CUDA libtorch with NCCL's headers).
+    pub collective_backends: Vec<&'static str>,
 }
 
 /// Parses `--device`: `cpu`, `cuda`, `cuda:N`, and `auto` where
@@ -68,6 +71,7 @@ pub fn runtime_info() -> RuntimeInfo {
         cudnn_available: tch::Cuda::cudnn_is_available(),
         torch_threads: tch::get_num_threads(),
         torch_interop_threads: tch::get_num_interop_threads(),
+        collective_backends: if crate::dist::Group::has_nccl() { vec!["gloo", "nccl"] } else { vec!["gloo"] },
     }
 }
 

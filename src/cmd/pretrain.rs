@@ -59,6 +59,10 @@ pub struct Args {
     /// the other ranks before the run fails.
     #[arg(long, default_value_t = 600, value_parser = super::num::count64(1, 86_400))]
     pub dist_timeout: u64,
+    /// Override dist.batch_norm: `sync` (over every rank's batch, the
+    /// default), `local` (each rank's own) or `frozen` (running statistics).
+    #[arg(long)]
+    pub batch_norm: Option<model::dist::norm::BatchNormMode>,
 }
 
 /// Parses `auto`, `cpu`, `cuda`, `cuda:N` (refusing a CUDA device libtorch does not see).
@@ -123,7 +127,10 @@ pub fn resolve(config: &str, steps: Option<u64>, epochs: Option<u64>) -> anyhow:
 
 /// Runs pretraining; a non-finite loss exits 3, other failures 2.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let cfg = resolve(&args.config, args.steps, args.epochs)?;
+    let mut cfg = resolve(&args.config, args.steps, args.epochs)?;
+    if let Some(m) = args.batch_norm {
+        cfg.dist.batch_norm = m;
+    }
     if args.threads > 0 {
         tch::set_num_threads(args.threads);
     }
@@ -140,17 +147,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let bar = if args.quiet { Bar::hidden() } else { Bar::new() };
     match pretrain(cfg, &opts, &bar) {
         Ok(s) => {
-            println!(
-                "trained steps {}..{} of {}; last L_total {}; {:.1} images/s, data wait {:.1}%; checkpoint {}; model {}",
-                s.resumed_from,
-                s.steps,
-                s.total_steps,
-                s.last.map_or("-".into(), |l| format!("{:.5}", l.total)),
-                s.images_per_s,
-                100.0 * s.data_wait,
-                s.checkpoint.display(),
-                s.model.display()
-            );
+            let losses = s.last.map_or("-".into(), |l| format!("{:.5}", l.total));
+            let (from, to, total) = (s.resumed_from, s.steps, s.total_steps);
+            if s.rank == 0 {
+                let ranks = if s.world_size > 1 { format!(" on {} ranks", s.world_size) } else { String::new() };
+                println!(
+                    "trained steps {from}..{to} of {total}{ranks}; last L_total {losses}; {:.1} images/s{}, data wait \
+                     {:.1}%; checkpoint {}; model {}",
+                    s.images_per_s,
+                    if s.world_size > 1 { " on this rank" } else { "" },
+                    100.0 * s.data_wait,
+                    s.checkpoint.display(),
+                    s.model.display()
+                );
+            } else {
+                println!(
+                    "rank {} of {}: trained steps {from}..{to} of {total}; last L_total {losses}; {:.1} images/s on \
+                     this rank; rank 0 wrote the run folder {}",
+                    s.rank,
+                    s.world_size,
+                    s.images_per_s,
+                    opts.out.display()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e @ TrainError::NonFinite { .. }) => {

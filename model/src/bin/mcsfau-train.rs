@@ -99,6 +99,9 @@ enum Cmd {
         /// for the other ranks before the run fails.
         #[arg(long, default_value_t = 600, value_parser = num::count64(1, 86_400))]
         dist_timeout: u64,
+        /// Override dist.batch_norm: `sync`, `local` or `frozen`.
+        #[arg(long)]
+        batch_norm: Option<model::dist::norm::BatchNormMode>,
     },
     /// Linear probe of a checkpoint or a reference (`mcsfau probe`'s options).
     Probe {
@@ -321,6 +324,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             threads,
             dist_backend,
             dist_timeout,
+            batch_norm,
         } => {
             let mut cfg = PretrainConfig::resolve(&config)?;
             if let Some(n) = steps {
@@ -337,6 +341,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cfg.data.loader.workers = w;
             }
             cfg.model.bf16_autocast |= bf16;
+            if let Some(m) = batch_norm {
+                cfg.dist.batch_norm = m;
+            }
             if threads > 0 {
                 tch::set_num_threads(threads);
             }

@@ -30,6 +30,19 @@ pub enum BatchNormMode {
     Frozen,
 }
 
+impl std::str::FromStr for BatchNormMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "local" => Ok(Self::Local),
+            "sync" => Ok(Self::Sync),
+            "frozen" => Ok(Self::Frozen),
+            _ => Err(format!("BatchNorm mode {s:?}: expected sync, local or frozen")),
+        }
+    }
+}
+
 /// torch's BatchNorm defaults (tch keeps its copy private).
 const MOMENTUM: f64 = 0.1;
 const EPS: f64 = 1e-5;
