@@ -225,3 +225,31 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn ranks_that_find_different_checkpoints_refuse_to_train() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    shards(d);
+    let cfg = config(d, "c", 4, 2, BatchNormMode::Sync);
+    ok(&pretrain(d, &cfg, "a", false).output().unwrap());
+    std::fs::create_dir_all(d.join("b")).unwrap();
+    // Rank 0 resumes "a" (step 2), rank 1 an empty folder: as if --out were
+    // a local folder on each machine.
+    let port = free_port().to_string();
+    let children: Vec<Child> = ["a", "b"]
+        .iter()
+        .enumerate()
+        .map(|(r, out)| {
+            let mut cmd = pretrain(d, &cfg, out, true);
+            cmd.envs([("RANK", r.to_string().as_str()), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "127.0.0.1")]);
+            cmd.env("MASTER_PORT", &port).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("the ranks start from different points") && err.contains("all ranks see"), "{err}");
+    }
+}

@@ -105,6 +105,29 @@ pub(crate) fn sync_buffers(t: &Trainer) -> Result<()> {
     grad::average(&part.group, &buffers, part.bucket_bytes, "averaging the BatchNorm statistics").map_err(dist_error)
 }
 
+/// Fails on every rank unless all ranks start from the same step, epoch
+/// and batch (a resume where the ranks found different checkpoints: the
+/// run folder was not shared, or was written to meanwhile).
+pub(crate) fn check_same_start(part: &RankPart, start: [u64; 3], model_device: Device) -> Result<()> {
+    let device = match part.group.backend() {
+        Backend::Gloo => Device::Cpu,
+        Backend::Nccl => model_device,
+    };
+    // Equal everywhere iff the mean of the squares is the square of the mean.
+    let v: Vec<f64> = start.iter().map(|&x| x as f64).collect();
+    let sq: Vec<f64> = v.iter().map(|x| x * x).collect();
+    let m =
+        grad::mean_values(&part.group, &[v, sq].concat(), device, "comparing the ranks' start").map_err(dist_error)?;
+    if (0..3).any(|i| (m[3 + i] - m[i] * m[i]).abs() > 1e-6 * m[3 + i].max(1.0)) {
+        return Err(TrainError::Config(format!(
+            "the ranks start from different points (this rank: step {}, epoch {}, batch {}): on --resume every \
+             rank must read the same checkpoint, so --out must be one folder all ranks see",
+            start[0], start[1], start[2]
+        )));
+    }
+    Ok(())
+}
+
 /// Whether every rank has a batch for the next step (a rank whose slice ran
 /// out, or whose loader failed, ends the epoch for all).
 pub(crate) fn all_have_batch(part: &RankPart, have: bool, model_device: Device) -> Result<bool> {

@@ -196,6 +196,7 @@ pub fn pretrain(cfg: PretrainConfig, opts: &RunOptions, progress: &dyn TrainProg
         tracing::info!(checkpoint = %path.display(), step, epoch, "resumed");
     }
     if let Some(p) = &part {
+        parallel::check_same_start(p, [step, epoch, skip], device)?;
         parallel::broadcast_state(&t, p)?;
     }
     let log_path = out.join("log.jsonl");
