@@ -48,5 +48,5 @@ for k in "s1:1 process x $((2 * B)), 1 thread" "s2:1 process x $((2 * B)), 2 thr
   for i in $(seq "$ROUNDS"); do
     printf '%8.1f' "${all[$key,$i]}"; ratios+=("$(py "print(${all[$key,$i]} / ${all[s1,$i]})")")
   done
-  echo "   median ratio to 1 x $((2 * B)) (1 thread): $(py "import statistics; print(round(statistics.median([${ratios[*]// /,}]), 2))")"
+  echo "   median ratio to 1 x $((2 * B)) (1 thread): $(py "import statistics; print(round(statistics.median([$(IFS=,; echo "${ratios[*]}")]), 2))")"
 done

@@ -26,7 +26,7 @@ if cargo tree -p mcsfau-model -e normal --prefix none | grep -E '^(polars|ffmpeg
 fi
 # Data-parallel training's NCCL backend (model/csrc/dist.cpp) must be in:
 # the binary then imports c10d's ProcessGroupNCCL from libtorch_cuda.so.
-if ! nm -D --undefined-only "$bin" | grep -q ProcessGroupNCCL; then
+if ! nm -D --undefined-only "$bin" | grep ProcessGroupNCCL > /dev/null; then
     echo "error: $bin was built without the NCCL backend (see the cargo warning of mcsfau-model's build script)" >&2
     exit 1
 fi
