@@ -69,8 +69,8 @@ fi
 # The CUDA headers ProcessGroupNCCL.hpp includes that torch's CUDA wheels
 # leave out (crt/, nv/target): header-only wheels of the same CUDA 13.0, so
 # the NCCL backend compiles into mcsfau-train. Skipped for a CPU-only torch.
-if [ -d "$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__))')/../nvidia/cu13/include" ] \
-   && ! $PY -m pip show -q nvidia-cuda-crt nvidia-cuda-cccl >/dev/null 2>&1; then
+cuda_inc="$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__))')/../nvidia/cu13/include"
+if [ -d "$cuda_inc" ] && { [ ! -f "$cuda_inc/crt/host_config.h" ] || [ ! -e "$cuda_inc/nv/target" ]; }; then
   say "venv: installing the CUDA 13.0 headers NCCL needs (nvidia-cuda-crt, nvidia-cuda-cccl; 3 MB)"
   $PY -m pip install -q --disable-pip-version-check --no-deps "nvidia-cuda-crt==13.0.88" "nvidia-cuda-cccl==13.0.85"
 fi
