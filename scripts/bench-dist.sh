@@ -4,7 +4,8 @@
 # every 10), one libtorch thread per process, STEPS steps, side by side
 #   single process, batch 2B            (1 and 2 libtorch threads)
 #   data-parallel at world size 1, 2B   (the Gloo path's own overhead)
-#   2 processes x batch B               (BatchNorm sync / local / frozen)
+#   2 processes x batch B               (BatchNorm sync / local / frozen; local
+#                                        with the all-reduce after backward)
 # each ROUNDS times, printing every rate and the median ratio to the single
 # process. Images/s counts every rank's images (the global batch).
 # Env: STEPS (80), B (4), ROUNDS (3), BIN (target/bench-fast/mcsfau-train).
@@ -23,12 +24,12 @@ single() { # threads batch
   rm -rf r; "$BIN" pretrain --shards shards --config tiny --out r --device cpu --steps "$STEPS" \
     --batch-size "$2" --threads "$1" > s.json 2> /dev/null; rate s.json
 }
-dp() { # world batch mode
+dp() { # world batch mode [extra flag]
   rm -rf r; port=$((port + 1))
   for r in $(seq 0 $(($1 - 1))); do
     RANK=$r WORLD_SIZE=$1 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$BIN" pretrain --shards shards \
       --config tiny --batch-norm "$3" --out r --device cpu --steps "$STEPS" --batch-size "$2" --threads 1 \
-      > "d$r.json" 2> /dev/null &
+      ${4:-} > "d$r.json" 2> /dev/null &
   done
   wait
   py "import json; print(json.load(open('d0.json'))['images_per_s'] * $1)"
@@ -39,10 +40,12 @@ declare -A all
 for i in $(seq "$ROUNDS"); do
   all[s1,$i]=$(single 1 $((2 * B))); all[s2,$i]=$(single 2 $((2 * B))); all[w1,$i]=$(dp 1 $((2 * B)) sync)
   for m in sync local frozen; do all[$m,$i]=$(dp 2 "$B" $m); done
+  all[after,$i]=$(dp 2 "$B" local --no-overlap)
 done
 for k in "s1:1 process x $((2 * B)), 1 thread" "s2:1 process x $((2 * B)), 2 threads" \
          "w1:data-parallel world 1 x $((2 * B))" "sync:2 processes x $B, BatchNorm sync" \
-         "local:2 processes x $B, BatchNorm local" "frozen:2 processes x $B, BatchNorm frozen"; do
+         "local:2 processes x $B, BatchNorm local" "after:2 x $B, local, reduced after backward" \
+         "frozen:2 processes x $B, BatchNorm frozen"; do
   key=${k%%:*}; printf '%-44s' "${k#*:} (images/s):"
   ratios=()
   for i in $(seq "$ROUNDS"); do

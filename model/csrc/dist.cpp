@@ -4,7 +4,10 @@
 // * rendezvous: c10d::TCPStore at MASTER_ADDR:MASTER_PORT (rank 0 serves);
 // * backends: c10d::ProcessGroupGloo (CPU tensors) and, when built with
 //   MCSFAU_NCCL, c10d::ProcessGroupNCCL (CUDA tensors);
-// * collectives: all-reduce (sum) of a list of buckets, broadcast, barrier;
+// * collectives: all-reduce (sum) of a list of buckets, broadcast;
+// * gradient averaging overlapped with backward: c10d's Reducer, the engine
+//   of torch DDP (autograd hooks on the parameters' gradient accumulators
+//   launch each bucket's all-reduce as soon as its gradients are ready);
 // * synchronised BatchNorm: an autograd function whose forward all-reduces
 //   the per-channel sums and whose backward all-reduces the two gradient
 //   sums, as torch.nn.SyncBatchNorm does.
@@ -15,15 +18,19 @@
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/reducer.hpp>
 #ifdef MCSFAU_NCCL
 #include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <c10/util/Exception.h>
 #include <c10/util/Logging.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -35,6 +42,8 @@ namespace {
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> backend;
+  // The backend registered as a ProcessGroup (what the Reducer takes).
+  c10::intrusive_ptr<c10d::ProcessGroup> pg;
   int rank;
   int size;
   std::chrono::milliseconds timeout;
@@ -67,6 +76,19 @@ void all_reduce_sum(Group* g, std::vector<at::Tensor>& buckets) {
   }
   wait_all(g, works);
 }
+
+// Drops one c10d warning that is noise here: the Reducer compares a 1x1
+// convolution's gradient strides with its bucket's literally, and the
+// channels-last gradient of a 1x1 kernel ([C, K, 1, 1], strides
+// [K, 1, K, K]) has the same memory layout as the contiguous weight. Every
+// other warning goes to the handler that was there before.
+struct QuietStrideWarning : public c10::WarningHandler {
+  c10::WarningHandler* previous = nullptr;
+  void process(const c10::Warning& w) override {
+    if (w.msg().find("Grad strides do not match bucket view strides") != std::string::npos) return;
+    if (previous != nullptr) previous->process(w);
+  }
+};
 
 // Per-channel reduction dims of an [N, C, ...] input.
 std::vector<int64_t> reduce_dims(const at::Tensor& x) {
@@ -206,6 +228,13 @@ void* mcsfau_dist_new(const char* backend, const char* host, uint16_t port, int 
       set_error(err, err_len, "unknown backend '" + which + "' (gloo or nccl)");
       return nullptr;
     }
+    // As torch.distributed does: a ProcessGroup with the backend registered
+    // for the device types it serves.
+    const auto type = which == "gloo" ? c10d::ProcessGroup::BackendType::GLOO : c10d::ProcessGroup::BackendType::NCCL;
+    g->pg = c10::make_intrusive<c10d::ProcessGroup>(store, rank, size);
+    g->pg->setDefaultBackend(type);
+    if (which == "gloo") g->pg->setBackend(c10::DeviceType::CPU, type, g->backend);
+    g->pg->setBackend(c10::DeviceType::CUDA, type, g->backend);
     return g.release();
   } catch (const std::exception& e) {
     set_error(err, err_len, e.what());
@@ -256,6 +285,74 @@ int mcsfau_dist_broadcast(void* group, at::Tensor** tensors, size_t n, int root,
   } catch (const std::exception& e) {
     set_error(err, err_len, e.what());
     return 1;
+  }
+}
+
+// A Reducer over `n` parameters (leaf tensors that require grad, in the
+// same order on every rank): buckets of at most bucket_bytes (the first
+// 1 MiB, as DDP), all-reduced as their gradients become ready in backward,
+// the gradients replaced by their mean over the ranks. Every parameter must
+// get a gradient every step (find_unused_parameters off: MC-SFAU uses all
+// of them; the reducer's own error names the ones that did not). Null on
+// failure.
+void* mcsfau_dist_reducer_new(void* group, at::Tensor** params, size_t n, int64_t bucket_bytes, char* err,
+                              size_t err_len) {
+  try {
+    auto* g = reinterpret_cast<Group*>(group);
+    std::vector<at::Tensor> ps;
+    ps.reserve(n);
+    for (size_t i = 0; i < n; ++i) ps.push_back(*params[i]);
+    const std::vector<size_t> limits{static_cast<size_t>(1) << 20, static_cast<size_t>(bucket_bytes)};
+    auto assignment = c10d::compute_bucket_assignment_by_size(ps, limits, std::vector<bool>(n, false));
+    auto buckets = std::get<0>(assignment);
+    // Gradients arrive roughly in reverse order of the parameters.
+    std::reverse(buckets.begin(), buckets.end());
+    static QuietStrideWarning quiet;
+    if (c10::WarningUtils::get_warning_handler() != &quiet) {
+      quiet.previous = c10::WarningUtils::get_warning_handler();
+      c10::WarningUtils::set_warning_handler(&quiet);
+    }
+    auto* r = new c10d::Reducer(ps, buckets, g->pg, std::vector<bool>(n, false), bucket_bytes,
+                                /*find_unused_parameters=*/false, /*gradient_as_bucket_view=*/false,
+                                std::unordered_map<size_t, std::string>(), /*first_bucket_bytes_cap=*/1 << 20,
+                                /*skip_all_reduce_unused_params=*/false, /*use_python_reducer=*/false,
+                                std::vector<int64_t>());
+    return r;
+  } catch (const std::exception& e) {
+    set_error(err, err_len, e.what());
+    return nullptr;
+  }
+}
+
+// Arms the reducer for the next backward pass from `output`.
+int mcsfau_dist_reducer_prepare(void* reducer, at::Tensor* output, char* err, size_t err_len) {
+  try {
+    reinterpret_cast<c10d::Reducer*>(reducer)->prepare_for_backward({*output});
+    return 0;
+  } catch (const std::exception& e) {
+    set_error(err, err_len, e.what());
+    return 1;
+  }
+}
+
+// Before each forward: after the first backward, re-buckets the parameters
+// in the order their gradients became ready (rank 0's order, broadcast),
+// as DDP does; a no-op afterwards.
+int mcsfau_dist_reducer_rebuild(void* reducer, char* err, size_t err_len) {
+  try {
+    reinterpret_cast<c10d::Reducer*>(reducer)->rebuild_buckets();
+    return 0;
+  } catch (const std::exception& e) {
+    set_error(err, err_len, e.what());
+    return 1;
+  }
+}
+
+void mcsfau_dist_reducer_free(void* reducer) {
+  try {
+    delete reinterpret_cast<c10d::Reducer*>(reducer);
+  } catch (const std::exception&) {
+    // the destructor may throw (noexcept(false)); nothing to do at exit
   }
 }
 

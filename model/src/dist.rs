@@ -10,7 +10,8 @@
 //! * [`Group`]: the process group (a `c10d::TCPStore` rendezvous at
 //!   `MASTER_ADDR:MASTER_PORT`, rank 0 serving it, and a Gloo or NCCL
 //!   backend), with sum all-reduce and broadcast;
-//! * [`grad::average_gradients`]: the bucketed gradient all-reduce;
+//! * [`Reducer`]: the gradient all-reduce overlapped with backward (c10d's
+//!   DDP reducer); [`grad::average_gradients`]: the same after backward;
 //! * [`norm::Norm`]: BatchNorm that is per process, frozen, or synchronised
 //!   across processes (`model.batch_norm`).
 //!
@@ -20,10 +21,12 @@
 pub mod grad;
 mod group;
 pub mod norm;
+mod reducer;
 
 use std::time::Duration;
 
 pub use group::{Backend, DistError, Group};
+pub use reducer::Reducer;
 
 /// Where the ranks meet when `MASTER_PORT` is not set (torchrun's default).
 pub const DEFAULT_PORT: u16 = 29500;

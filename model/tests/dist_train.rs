@@ -32,7 +32,14 @@ fn shards(dir: &Path) -> PathBuf {
 /// The tiny preset at `batch` per rank, without dropout (its masks depend on
 /// the batch shape), diagnostics or plots.
 fn config(dir: &Path, name: &str, batch: usize, steps: u64, bn: BatchNormMode) -> PathBuf {
+    config_with(dir, name, batch, steps, bn, true)
+}
+
+/// [`config`], with the gradient all-reduce overlapped with backward (c10d's
+/// reducer) or after it (`overlap` false).
+fn config_with(dir: &Path, name: &str, batch: usize, steps: u64, bn: BatchNormMode, overlap: bool) -> PathBuf {
     let mut c = PretrainConfig::tiny();
+    c.dist.overlap = overlap;
     c.model.mfrr.transformer.dropout = 0.0;
     c.data.loader.batch_size = batch;
     c.schedule.max_steps = Some(steps);
@@ -146,11 +153,15 @@ fn two_ranks_at_batch_b_train_the_weights_of_one_process_at_batch_2b() {
     // Frozen BatchNorm: no statistic couples the samples of a batch.
     let (one, two) = (config(d, "f1", 8, 4, BatchNormMode::Frozen), config(d, "f2", 4, 4, BatchNormMode::Frozen));
     ok(&pretrain(d, &one, "frozen-single", false).output().unwrap());
-    dp(d, &two, "frozen-dp", 2, &[]);
+    let overlapped = dp(d, &two, "frozen-dp", 2, &[]);
     let diff = max_diff(&model("frozen-single"), &model("frozen-dp"));
     eprintln!("frozen BatchNorm, 4 steps: 2 ranks x 4 vs 1 x 8: max relative weight difference {diff:.2e}");
     assert!(diff < 1e-5, "{diff:e}");
     check_logs("frozen-single", "frozen-dp", 4);
+    // Reduced after backward instead of during it: the same sums.
+    let after = config_with(d, "f2-after", 4, 4, BatchNormMode::Frozen, false);
+    let after = dp(d, &after, "frozen-dp-after", 2, &[]);
+    assert_eq!(after["weights_sha256"], overlapped["weights_sha256"], "overlapped and post-backward reductions differ");
 
     // Synchronised BatchNorm, against one process at world size 1 through
     // the same kernel. Two steps: batch statistics over 8 samples make the

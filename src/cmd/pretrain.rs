@@ -63,6 +63,10 @@ pub struct Args {
     /// default), `local` (each rank's own) or `frozen` (running statistics).
     #[arg(long)]
     pub batch_norm: Option<model::dist::norm::BatchNormMode>,
+    /// Data-parallel: all-reduce the gradients after backward instead of
+    /// overlapping it with backward (dist.overlap = false).
+    #[arg(long)]
+    pub no_overlap: bool,
 }
 
 /// Parses `auto`, `cpu`, `cuda`, `cuda:N` (refusing a CUDA device libtorch does not see).
@@ -131,6 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(m) = args.batch_norm {
         cfg.dist.batch_norm = m;
     }
+    cfg.dist.overlap &= !args.no_overlap;
     if args.threads > 0 {
         tch::set_num_threads(args.threads);
     }

@@ -102,6 +102,9 @@ enum Cmd {
         /// Override dist.batch_norm: `sync`, `local` or `frozen`.
         #[arg(long)]
         batch_norm: Option<model::dist::norm::BatchNormMode>,
+        /// All-reduce the gradients after backward instead of during it.
+        #[arg(long)]
+        no_overlap: bool,
     },
     /// Linear probe of a checkpoint or a reference (`mcsfau probe`'s options).
     Probe {
@@ -325,6 +328,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dist_backend,
             dist_timeout,
             batch_norm,
+            no_overlap,
         } => {
             let mut cfg = PretrainConfig::resolve(&config)?;
             if let Some(n) = steps {
@@ -344,6 +348,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(m) = batch_norm {
                 cfg.dist.batch_norm = m;
             }
+            cfg.dist.overlap &= !no_overlap;
             if threads > 0 {
                 tch::set_num_threads(threads);
             }

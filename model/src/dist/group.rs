@@ -96,7 +96,7 @@ mod ffi {
     }
 }
 
-const ERR_LEN: usize = 2048;
+pub(super) const ERR_LEN: usize = 2048;
 
 /// A process group of every rank of the job.
 #[derive(Debug)]
@@ -120,7 +120,7 @@ impl Drop for Group {
     }
 }
 
-fn message(buf: &[c_char]) -> String {
+pub(super) fn message(buf: &[c_char]) -> String {
     // SAFETY: the C side writes a NUL-terminated string into the buffer.
     let s = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().trim().to_string();
     if s.is_empty() {
@@ -185,7 +185,12 @@ impl Group {
         self.backend
     }
 
-    fn error(&self, what: &str, err: &[c_char]) -> DistError {
+    /// The C handle, for the reducer.
+    pub(super) fn raw(&self) -> *mut c_void {
+        self.raw
+    }
+
+    pub(super) fn error(&self, what: &str, err: &[c_char]) -> DistError {
         DistError { rank: self.rank, world: self.world, what: what.to_string(), message: message(err) }
     }
 

@@ -63,11 +63,15 @@ pub struct DistConfig {
     pub batch_norm: crate::dist::norm::BatchNormMode,
     /// Gradient all-reduce bucket size, MiB (torch DDP: 25).
     pub bucket_mb: f64,
+    /// Overlap the gradient all-reduce with backward (c10d's DDP reducer:
+    /// each bucket is reduced as soon as its gradients are ready); off
+    /// reduces all buckets after backward.
+    pub overlap: bool,
 }
 
 impl Default for DistConfig {
     fn default() -> Self {
-        Self { batch_norm: crate::dist::norm::BatchNormMode::Sync, bucket_mb: 25.0 }
+        Self { batch_norm: crate::dist::norm::BatchNormMode::Sync, bucket_mb: 25.0, overlap: true }
     }
 }
 

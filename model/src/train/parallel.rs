@@ -12,7 +12,7 @@ use super::config::DistConfig;
 use super::error::{Result, TrainError};
 use super::step::{RankPart, Trainer};
 use crate::dist::norm::BatchNormMode;
-use crate::dist::{grad, Backend, DistError, Group, Launch};
+use crate::dist::{grad, Backend, DistError, Group, Launch, Reducer};
 
 /// How this process takes part in a data-parallel run.
 #[derive(Debug, Clone)]
@@ -73,7 +73,19 @@ pub(crate) fn rank_part(group: &Arc<Group>, batch: usize, cfg: &DistConfig) -> R
         batch,
         bucket_bytes: (cfg.bucket_mb * (1 << 20) as f64).max(1.0) as usize,
         sync_buffers: cfg.batch_norm == BatchNormMode::Local,
+        reducer: None,
     }
+}
+
+/// With `dist.overlap`, hooks the trainer's parameters to c10d's reducer
+/// (after the weights are shared: the hooks average gradients only).
+pub(crate) fn attach_reducer(t: &mut Trainer, overlap: bool) -> Result<()> {
+    let params = t.opt.parameters();
+    if let Some(part) = t.dist.as_mut().filter(|_| overlap) {
+        let reducer = Reducer::new(&part.group, &params, part.bucket_bytes).map_err(dist_error)?;
+        part.reducer = Some(Arc::new(reducer));
+    }
+    Ok(())
 }
 
 /// Copies rank 0's weights, BatchNorm statistics and momentum buffers to

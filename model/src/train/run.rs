@@ -199,6 +199,7 @@ pub fn pretrain(cfg: PretrainConfig, opts: &RunOptions, progress: &dyn TrainProg
         parallel::check_same_start(p, [step, epoch, skip], device)?;
         parallel::broadcast_state(&t, p)?;
     }
+    parallel::attach_reducer(&mut t, cfg.dist.overlap)?;
     let log_path = out.join("log.jsonl");
     let mut log = None;
     let mut records = Vec::new();

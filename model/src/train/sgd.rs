@@ -67,6 +67,11 @@ impl Sgd {
         });
     }
 
+    /// The trainable variables, in name order.
+    pub fn parameters(&self) -> Vec<Tensor> {
+        self.params.iter().map(|(_, p)| p.shallow_clone()).collect()
+    }
+
     /// The defined gradients, in variable-name order (the order every rank
     /// of a data-parallel run sees them in).
     pub fn gradients(&self) -> Vec<Tensor> {

@@ -13,7 +13,7 @@ use super::error::{Result, TrainError};
 use super::sgd::Sgd;
 use crate::config::ModelConfig;
 use crate::data::{self, Augmenter};
-use crate::dist::{grad, norm, Backend, DistError, Group};
+use crate::dist::{grad, norm, Backend, DistError, Group, Reducer};
 use crate::mcsfau::{Batch, Draws, McSfau};
 
 /// The terms of eq. 7 of one step, as numbers.
@@ -91,6 +91,9 @@ pub struct RankPart {
     pub batch: usize,
     /// Gradient bucket size, bytes.
     pub bucket_bytes: usize,
+    /// The reducer that averages the gradients during backward (None:
+    /// after it, bucket by bucket).
+    pub reducer: Option<Arc<Reducer>>,
     /// Average the BatchNorm running statistics over the ranks before each
     /// checkpoint (`local` mode, where each rank's differ; training itself
     /// never reads them), so every rank holds the same model.
@@ -136,6 +139,9 @@ pub fn train_step(t: &mut Trainer, batch: &data::Batch, step: u64, lr: f64) -> R
         }
     };
     let inputs = Batch { p: &views.p, p1: &views.p1, p2: &views.p2, landmarks: &views.landmarks };
+    if let Some(r) = t.dist.as_ref().and_then(|d| d.reducer.as_ref()) {
+        r.rebuild().map_err(dist_err)?;
+    }
     // Eq. 7: L_total = L_s + L_d + L_r + alpha L_c.
     let mut losses = t.model.losses(&inputs, &draws, true)?;
     if let Some(e) = norm::take_error() {
@@ -161,9 +167,13 @@ pub fn train_step(t: &mut Trainer, batch: &data::Batch, step: u64, lr: f64) -> R
     // nothing accumulated): a resumed run logs the same values.
     let due = t.diagnostics_every > 0 && step % t.diagnostics_every == 0;
     let diagnostics = due.then(|| diagnostics::diagnose(&t.model, &inputs, &losses));
-    // Backward through the online store, (the ranks' mean gradient), SGD,
-    // then the target's EMA (eq. 1): identical on every rank.
+    // Backward through the online store (the ranks' mean gradient: reduced
+    // bucket by bucket during backward, or after it), SGD, then the
+    // target's EMA (eq. 1): identical on every rank.
     t.opt.zero_grad();
+    if let Some(r) = t.dist.as_ref().and_then(|d| d.reducer.as_ref()) {
+        r.prepare(&losses.total).map_err(dist_err)?;
+    }
     losses.total.f_backward().map_err(|e| match &t.dist {
         // a synchronised BatchNorm's backward all-reduce failed
         Some(d) => dist_err(DistError {
@@ -174,7 +184,7 @@ pub fn train_step(t: &mut Trainer, batch: &data::Batch, step: u64, lr: f64) -> R
         }),
         None => TrainError::Torch(e),
     })?;
-    if let Some(d) = &t.dist {
+    if let Some(d) = t.dist.as_ref().filter(|d| d.reducer.is_none()) {
         grad::average_gradients(&d.group, &t.opt.gradients(), d.bucket_bytes).map_err(dist_err)?;
     }
     t.opt.step(lr);
