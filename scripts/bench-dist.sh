@@ -44,7 +44,7 @@ for i in $(seq "$ROUNDS"); do
 done
 for k in "s1:1 process x $((2 * B)), 1 thread" "s2:1 process x $((2 * B)), 2 threads" \
          "w1:data-parallel world 1 x $((2 * B))" "sync:2 processes x $B, BatchNorm sync" \
-         "local:2 processes x $B, BatchNorm local" "after:2 x $B, local, reduced after backward" \
+         "local:2 processes x $B, BatchNorm local" "after:2 processes x $B, local, --no-overlap" \
          "frozen:2 processes x $B, BatchNorm frozen"; do
   key=${k%%:*}; printf '%-44s' "${k#*:} (images/s):"
   ratios=()
