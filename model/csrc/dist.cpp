@@ -242,7 +242,18 @@ void* mcsfau_dist_new(const char* backend, const char* host, uint16_t port, int 
   }
 }
 
-void mcsfau_dist_free(void* group) { delete reinterpret_cast<Group*>(group); }
+// Shuts the backend down (as torch.distributed.destroy_process_group does:
+// NCCL's communicators are released instead of being torn down by the
+// destructor with a warning), then frees the group.
+void mcsfau_dist_free(void* group) {
+  auto* g = reinterpret_cast<Group*>(group);
+  try {
+    if (g->pg) g->pg->shutdown();
+  } catch (const std::exception&) {
+    // a peer that is already gone: nothing left to release cleanly
+  }
+  delete g;
+}
 
 int mcsfau_dist_has_nccl() {
 #ifdef MCSFAU_NCCL
