@@ -134,7 +134,7 @@ pub fn with_legend(fig: &RgbImage) -> RgbImage {
     ];
     {
         let (bw, bh) = out.dimensions();
-        let root = BitMapBackend::with_buffer(&mut out, (bw, bh)).into_drawing_area();
+        let root = schemas::figure::TextFix(BitMapBackend::with_buffer(&mut out, (bw, bh))).into_drawing_area();
         let style = ("sans-serif", 15).into_font().color(&BLACK);
         let mut x = 8i32;
         let y = h as i32 + 8;

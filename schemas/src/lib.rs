@@ -14,6 +14,7 @@
 
 pub mod atomic;
 pub mod error;
+pub mod figure;
 pub mod reader;
 pub mod row;
 pub mod schema;

@@ -13,32 +13,22 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
+use schemas::figure::TextFix;
 
 use super::error::{Result, TrainError};
 use super::log::LogRecord;
 
 /// Font files tried after `$MCSFAU_FONT`.
-pub const FONT_CANDIDATES: [&str; 3] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-];
+pub use schemas::figure::FONT_CANDIDATES;
 
 pub(crate) fn have_font() -> bool {
-    static FONT: OnceLock<bool> = OnceLock::new();
-    *FONT.get_or_init(|| {
-        let env = std::env::var("MCSFAU_FONT").ok();
-        for path in env.iter().map(String::as_str).chain(FONT_CANDIDATES) {
-            if let Ok(bytes) = std::fs::read(path) {
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                    return true;
-                }
-            }
+    static WARNED: OnceLock<bool> = OnceLock::new();
+    *WARNED.get_or_init(|| match schemas::figure::ensure_font() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("{e}: loss plots are drawn without text");
+            false
         }
-        tracing::warn!("no TrueType font found (set MCSFAU_FONT): loss plots are drawn without text");
-        false
     })
 }
 
@@ -109,7 +99,7 @@ pub fn tick(v: f64) -> String {
 /// Draws with or without text (titles, tick labels).
 fn draw(records: &[LogRecord], path: &Path, text: bool) -> Result<()> {
     let err = |e: &dyn std::fmt::Debug| TrainError::Plot { path: path.to_path_buf(), message: format!("{e:?}") };
-    let root = BitMapBackend::new(path, (1200, 1200)).into_drawing_area();
+    let root = TextFix(BitMapBackend::new(path, (1200, 1200))).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let (x0, x1) = match (records.first(), records.last()) {
         (Some(a), Some(b)) => (a.step as f64, (b.step as f64).max(a.step as f64 + 1.0)),

@@ -3,24 +3,20 @@
 //!
 //! Text is drawn with plotters' `ab_glyph` feature from a TrueType font
 //! file: `$MCSFAU_FONT` if set, else DejaVu Sans from Debian's
-//! `fonts-dejavu-core` (installed by `scripts/setup.sh`). Without a font
-//! the plots are skipped and the report says why.
+//! `fonts-dejavu-core` (installed by `scripts/setup.sh`), placed by
+//! `schemas::figure::TextFix`. Without a font the plots are skipped and the
+//! report says why.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
+use schemas::figure::TextFix;
 
 use super::AuditReport;
 use crate::error::{PipelineError, Result};
 
 /// Font files tried in order after `$MCSFAU_FONT`.
-pub const FONT_CANDIDATES: [&str; 3] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-];
+pub use schemas::figure::FONT_CANDIDATES;
 
 const PALETTE: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
@@ -31,31 +27,13 @@ const PALETTE: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-fn ensure_font() -> std::result::Result<(), String> {
-    static FONT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    FONT.get_or_init(|| {
-        let mut tried: Vec<String> = std::env::var("MCSFAU_FONT").into_iter().collect();
-        tried.extend(FONT_CANDIDATES.iter().map(|s| s.to_string()));
-        for path in &tried {
-            if let Ok(bytes) = std::fs::read(path) {
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                register_font("sans-serif", FontStyle::Normal, bytes)
-                    .map_err(|_| format!("{path}: not a TrueType font"))?;
-                return Ok(());
-            }
-        }
-        Err(format!("no font found (tried {}); install fonts-dejavu-core or set MCSFAU_FONT", tried.join(", ")))
-    })
-    .clone()
-}
-
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> PipelineError {
     PipelineError::Plot { path: path.to_path_buf(), message: e.to_string() }
 }
 
 /// Whether a font for the plots' text is available (`Err` says what was tried).
 pub fn font() -> std::result::Result<(), String> {
-    ensure_font()
+    schemas::figure::ensure_font()
 }
 
 /// Draws one plot atomically (temporary name, then rename); returns `path`.
@@ -70,7 +48,7 @@ fn png(path: &Path, draw: impl FnOnce(&Path) -> Result<PathBuf>) -> Result<PathB
 
 /// Draws every plot into `out`; returns the files.
 pub fn draw_all(r: &AuditReport, out: &Path) -> Result<Vec<PathBuf>> {
-    ensure_font().map_err(|message| PipelineError::Plot { path: out.to_path_buf(), message })?;
+    schemas::figure::ensure_font().map_err(|message| PipelineError::Plot { path: out.to_path_buf(), message })?;
     let mut files = Vec::new();
     let mut datasets: Vec<&str> = r.counts.per_split.iter().map(|s| s.dataset.as_str()).collect();
     datasets.dedup();
@@ -106,7 +84,7 @@ fn base_rates(r: &AuditReport, ds: &str, path: &Path) -> Result<PathBuf> {
     rows.sort_by(|a, b| split_rank(&a.split).cmp(&split_rank(&b.split)));
     let n_au = rows[0].aus.len();
     let labels: Vec<String> = rows[0].aus.iter().map(|a| format!("AU{}", a.au)).collect();
-    let root = BitMapBackend::new(path, (900, 450)).into_drawing_area();
+    let root = TextFix(BitMapBackend::new(path, (900, 450))).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(format!("{ds}: AU base rates per split (unknown excluded)"), ("sans-serif", 20))
@@ -155,7 +133,7 @@ fn frames_per_subject(r: &AuditReport, ds: &str, path: &Path) -> Result<PathBuf>
     let mut splits: Vec<&str> = rows.iter().map(|s| s.split.as_str()).collect();
     splits.sort_by_key(|s| split_rank(s));
     splits.dedup();
-    let root = BitMapBackend::new(path, (900, 450)).into_drawing_area();
+    let root = TextFix(BitMapBackend::new(path, (900, 450))).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
     // Room above the tallest bar for the legend.
     let max = rows.iter().map(|s| s.frames).max().unwrap_or(1) as f64 * 1.3;
@@ -229,7 +207,7 @@ fn frames_per_subject(r: &AuditReport, ds: &str, path: &Path) -> Result<PathBuf>
 }
 
 fn score_histogram(l: &super::landmarks::LandmarkStats, path: &Path) -> Result<PathBuf> {
-    let root = BitMapBackend::new(path, (700, 420)).into_drawing_area();
+    let root = TextFix(BitMapBackend::new(path, (700, 420))).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
     let bins = l.score_histogram.len().max(1);
     let top = *l.score_histogram.iter().max().unwrap_or(&1) as f64 * 1.1 + 1.0;
@@ -254,7 +232,7 @@ fn score_histogram(l: &super::landmarks::LandmarkStats, path: &Path) -> Result<P
 
 fn mean_shape(l: &super::landmarks::LandmarkStats, path: &Path) -> Result<PathBuf> {
     let side = l.crop_size.max(1) as f64;
-    let root = BitMapBackend::new(path, (520, 560)).into_drawing_area();
+    let root = TextFix(BitMapBackend::new(path, (520, 560))).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
     // y runs downward in the crop: the axis is flipped so the face stands up.
     let mut chart = ChartBuilder::on(&root)
