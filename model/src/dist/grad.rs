@@ -1,12 +1,11 @@
-//! Gradient averaging across ranks: the gradients are packed into flat
+//! Averaging across ranks after the fact: tensors are packed into flat
 //! buckets of about [`BUCKET_BYTES`] (torch DDP's default bucket size), all
 //! buckets are all-reduced together (each one collective, in flight at the
 //! same time), then divided by the world size and unpacked.
 //!
-//! The all-reduce starts after backward has finished: tch exposes no
-//! autograd hooks, so the overlap torch DDP gets by reducing a bucket as
-//! soon as its gradients are ready is not available here
-//! (docs/distributed.md measures what that costs).
+//! Used for the gradients with `dist.overlap = false` (by default the
+//! [`super::Reducer`] averages them during backward), for the BatchNorm
+//! statistics of `local` mode, and for the step's few host numbers.
 
 use tch::{Kind, Tensor};
 
