@@ -264,3 +264,26 @@ fn ranks_that_find_different_checkpoints_refuse_to_train() {
         assert!(err.contains("the ranks start from different points") && err.contains("all ranks see"), "{err}");
     }
 }
+
+/// Slurm's variables (`srun` with 2 tasks) launch the same run torchrun's do.
+#[test]
+fn srun_variables_launch_the_same_run_as_torchrun_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    shards(d);
+    let cfg = config(d, "c", 4, 2, BatchNormMode::Sync);
+    let torchrun = dp(d, &cfg, "torchrun", 2, &[]);
+    let port = free_port().to_string();
+    let children: Vec<Child> = (0..2)
+        .map(|r| {
+            let mut cmd = pretrain(d, &cfg, "srun", false);
+            cmd.envs([("SLURM_PROCID", r.to_string().as_str()), ("SLURM_NTASKS", "2"), ("SLURM_LOCALID", "0")]);
+            cmd.envs([("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", port.as_str())]);
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
+    let outs: Vec<serde_json::Value> = children.into_iter().map(|c| ok(&c.wait_with_output().unwrap())).collect();
+    assert_eq!((outs[1]["rank"].as_u64(), outs[1]["world_size"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(outs[0]["weights_sha256"], torchrun["weights_sha256"]);
+    assert_eq!(outs[1]["weights_sha256"], torchrun["weights_sha256"]);
+}

@@ -38,10 +38,19 @@ pub(crate) fn dist_error(e: DistError) -> TrainError {
 
 /// The device of this rank: `cuda:LOCAL_RANK` when the run is on CUDA (one
 /// process per GPU), else `device`.
-pub(crate) fn rank_device(device: Device, d: &DistOptions) -> Device {
+pub(crate) fn rank_device(device: Device, d: &DistOptions) -> Result<Device> {
     match device {
-        Device::Cuda(_) => Device::Cuda(d.launch.local_rank),
-        other => other,
+        Device::Cuda(_) => {
+            let count = tch::Cuda::device_count().max(0) as usize;
+            if d.launch.local_rank >= count {
+                return Err(TrainError::Config(format!(
+                    "LOCAL_RANK {} but this machine has {count} CUDA device(s): start at most one process per GPU",
+                    d.launch.local_rank
+                )));
+            }
+            Ok(Device::Cuda(d.launch.local_rank))
+        }
+        other => Ok(other),
     }
 }
 

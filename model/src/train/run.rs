@@ -151,7 +151,10 @@ pub fn pretrain(cfg: PretrainConfig, opts: &RunOptions, progress: &dyn TrainProg
                 .into(),
         ));
     }
-    let device = opts.dist.as_ref().map_or(opts.device, |d| parallel::rank_device(opts.device, d));
+    let device = match &opts.dist {
+        Some(d) => parallel::rank_device(opts.device, d)?,
+        None => opts.device,
+    };
     let data = open_data(&cfg, opts, device, (rank, world))?;
     let total = cfg.schedule.max_steps.unwrap_or(cfg.schedule.epochs * data.steps_per_epoch);
     let group = opts.dist.as_ref().map(|d| parallel::join(d, device)).transpose()?;
