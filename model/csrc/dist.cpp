@@ -21,6 +21,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/debug.h>
 #include <torch/csrc/distributed/c10d/reducer.hpp>
 #ifdef MCSFAU_NCCL
 #include <c10/cuda/CUDAFunctions.h>
@@ -35,6 +36,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace {
@@ -190,6 +192,8 @@ void* mcsfau_dist_new(const char* backend, const char* host, uint16_t port, int 
     if (show == nullptr || std::string(show) != "1") {
       c10::SetStackTraceFetcher(std::function<std::string()>([] { return std::string(); }));
     }
+    // TORCH_DISTRIBUTED_DEBUG=INFO|DETAIL, as torch.distributed reads it.
+    c10d::setDebugLevelFromEnvironment();
     auto timeout = std::chrono::milliseconds(timeout_ms);
     c10d::TCPStoreOptions so;
     so.port = port;
@@ -304,15 +308,19 @@ int mcsfau_dist_broadcast(void* group, at::Tensor** tensors, size_t n, int root,
 // 1 MiB, as DDP), all-reduced as their gradients become ready in backward,
 // the gradients replaced by their mean over the ranks. Every parameter must
 // get a gradient every step (find_unused_parameters off: MC-SFAU uses all
-// of them; the reducer's own error names the ones that did not). Null on
-// failure.
-void* mcsfau_dist_reducer_new(void* group, at::Tensor** params, size_t n, int64_t bucket_bytes, char* err,
-                              size_t err_len) {
+// of them; the reducer's own error lists the ones that did not, by name
+// with TORCH_DISTRIBUTED_DEBUG=DETAIL). Null on failure.
+void* mcsfau_dist_reducer_new(void* group, at::Tensor** params, const char** names, size_t n, int64_t bucket_bytes,
+                              char* err, size_t err_len) {
   try {
     auto* g = reinterpret_cast<Group*>(group);
     std::vector<at::Tensor> ps;
+    std::unordered_map<size_t, std::string> param_names;
     ps.reserve(n);
-    for (size_t i = 0; i < n; ++i) ps.push_back(*params[i]);
+    for (size_t i = 0; i < n; ++i) {
+      ps.push_back(*params[i]);
+      param_names[i] = names[i];
+    }
     const std::vector<size_t> limits{static_cast<size_t>(1) << 20, static_cast<size_t>(bucket_bytes)};
     auto assignment = c10d::compute_bucket_assignment_by_size(ps, limits, std::vector<bool>(n, false));
     auto buckets = std::get<0>(assignment);
@@ -325,7 +333,7 @@ void* mcsfau_dist_reducer_new(void* group, at::Tensor** params, size_t n, int64_
     }
     auto* r = new c10d::Reducer(ps, buckets, g->pg, std::vector<bool>(n, false), bucket_bytes,
                                 /*find_unused_parameters=*/false, /*gradient_as_bucket_view=*/false,
-                                std::unordered_map<size_t, std::string>(), /*first_bucket_bytes_cap=*/1 << 20,
+                                param_names, /*first_bucket_bytes_cap=*/1 << 20,
                                 /*skip_all_reduce_unused_params=*/false, /*use_python_reducer=*/false,
                                 std::vector<int64_t>());
     return r;

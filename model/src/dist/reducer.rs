@@ -5,9 +5,10 @@
 //! its gradients are, while backward goes on; at the end of backward the
 //! gradients hold their mean over the ranks. After the first step the
 //! buckets follow the order the gradients became ready in. Every parameter
-//! must get a gradient every step (MC-SFAU's do).
+//! must get a gradient every step (MC-SFAU's do; the reducer's error lists
+//! any that did not, by name with `TORCH_DISTRIBUTED_DEBUG=DETAIL`).
 
-use std::ffi::{c_char, c_void};
+use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
 
 use tch::Tensor;
@@ -19,6 +20,7 @@ extern "C" {
     fn mcsfau_dist_reducer_new(
         group: *mut c_void,
         params: *const *mut torch_sys::C_tensor,
+        names: *const *const c_char,
         n: usize,
         bucket_bytes: i64,
         err: *mut c_char,
@@ -55,15 +57,28 @@ impl Drop for Reducer {
 }
 
 impl Reducer {
-    /// Hooks `params` (trainable leaves) for averaging over `group`.
-    pub fn new(group: &Arc<Group>, params: &[Tensor], bucket_bytes: usize) -> Result<Self, DistError> {
-        let ptrs: Vec<*mut torch_sys::C_tensor> = params.iter().map(|t| t.as_ptr() as *mut _).collect();
+    /// Hooks `params` (trainable leaves, with their names for the
+    /// reducer's messages) for averaging over `group`.
+    pub fn new(group: &Arc<Group>, params: &[(String, Tensor)], bucket_bytes: usize) -> Result<Self, DistError> {
+        let ptrs: Vec<*mut torch_sys::C_tensor> = params.iter().map(|(_, t)| t.as_ptr() as *mut _).collect();
+        let names: Vec<CString> =
+            params.iter().map(|(n, _)| CString::new(n.replace('\0', "")).unwrap_or_default()).collect();
+        let name_ptrs: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
         let mut err = vec![0 as c_char; ERR_LEN];
         let cap = i64::try_from(bucket_bytes).unwrap_or(i64::MAX);
         // SAFETY: live tensors, an error buffer of ERR_LEN bytes; the group
         // outlives the reducer (an Arc held by it).
-        let raw =
-            unsafe { mcsfau_dist_reducer_new(group.raw(), ptrs.as_ptr(), ptrs.len(), cap, err.as_mut_ptr(), ERR_LEN) };
+        let raw = unsafe {
+            mcsfau_dist_reducer_new(
+                group.raw(),
+                ptrs.as_ptr(),
+                name_ptrs.as_ptr(),
+                ptrs.len(),
+                cap,
+                err.as_mut_ptr(),
+                ERR_LEN,
+            )
+        };
         if raw.is_null() {
             return Err(group.error("setting up the gradient reducer", &err));
         }

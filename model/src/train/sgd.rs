@@ -67,9 +67,9 @@ impl Sgd {
         });
     }
 
-    /// The trainable variables, in name order.
-    pub fn parameters(&self) -> Vec<Tensor> {
-        self.params.iter().map(|(_, p)| p.shallow_clone()).collect()
+    /// The trainable variables with their names, in name order.
+    pub fn parameters(&self) -> Vec<(String, Tensor)> {
+        self.params.iter().map(|(n, p)| (n.clone(), p.shallow_clone())).collect()
     }
 
     /// The defined gradients, in variable-name order (the order every rank
