@@ -43,52 +43,44 @@ pub fn average_gradients(group: &Group, grads: &[Tensor], cap: usize) -> Result<
 }
 
 /// Replaces every tensor by its mean over the ranks, in buckets of `cap` bytes.
-pub fn average(group: &Group, grads: &[Tensor], cap: usize, what: &str) -> Result<(), DistError> {
-    if grads.is_empty() {
-        return Ok(());
-    }
-    let plan = buckets(grads, cap.max(1));
-    tch::no_grad(|| {
-        let flats: Vec<Tensor> = plan
-            .iter()
-            .map(|b| Tensor::cat(&b.iter().map(|&i| grads[i].reshape([-1])).collect::<Vec<_>>(), 0))
-            .collect();
-        group.all_reduce_sum(&flats.iter().collect::<Vec<_>>(), what)?;
-        let w = group.world() as f64;
-        for (b, flat) in plan.iter().zip(&flats) {
-            let mean = flat / w;
-            let mut off = 0;
-            for &i in b {
-                let mut g = grads[i].shallow_clone();
-                let n = g.numel() as i64;
-                g.copy_(&mean.narrow(0, off, n).view_as(&g));
-                off += n;
-            }
-        }
-        Ok(())
-    })
+pub fn average(group: &Group, tensors: &[Tensor], cap: usize, what: &str) -> Result<(), DistError> {
+    let w = group.world() as f64;
+    packed(tensors, cap, |flats| group.all_reduce_sum(flats, what), |flat| flat / w)
 }
 
 /// Rank `root`'s values into every tensor on every rank, packed into flat
 /// buckets like the gradients (one collective per bucket, not per tensor:
 /// a ResNet's BatchNorm statistics are hundreds of small tensors).
 pub fn broadcast_packed(group: &Group, tensors: &[Tensor], root: usize, what: &str) -> Result<(), DistError> {
+    packed(tensors, BUCKET_BYTES, |flats| group.broadcast(flats, root, what), Tensor::shallow_clone)
+}
+
+/// Packs `tensors` into flat buckets of at most `cap` bytes, runs
+/// `collective` on the buckets (in place), and copies `finish(bucket)`
+/// back into the tensors.
+fn packed(
+    tensors: &[Tensor],
+    cap: usize,
+    collective: impl FnOnce(&[&Tensor]) -> Result<(), DistError>,
+    finish: impl Fn(&Tensor) -> Tensor,
+) -> Result<(), DistError> {
     if tensors.is_empty() {
         return Ok(());
     }
-    let plan = buckets(tensors, BUCKET_BYTES);
+    let plan = buckets(tensors, cap.max(1));
     tch::no_grad(|| {
         let flats: Vec<Tensor> = plan
             .iter()
             .map(|b| Tensor::cat(&b.iter().map(|&i| tensors[i].reshape([-1])).collect::<Vec<_>>(), 0))
             .collect();
-        group.broadcast(&flats.iter().collect::<Vec<_>>(), root, what)?;
+        collective(&flats.iter().collect::<Vec<_>>())?;
         for (b, flat) in plan.iter().zip(&flats) {
+            let done = finish(flat);
             let mut off = 0;
             for &i in b {
                 let mut t = tensors[i].shallow_clone();
                 let n = t.numel() as i64;
-                t.copy_(&flat.narrow(0, off, n).view_as(&t));
+                t.copy_(&done.narrow(0, off, n).view_as(&t));
                 off += n;
             }
         }

@@ -130,10 +130,7 @@ pub(crate) fn sync_buffers(t: &Trainer) -> Result<()> {
 /// and batch (a resume where the ranks found different checkpoints: the
 /// run folder was not shared, or was written to meanwhile).
 pub(crate) fn check_same_start(part: &RankPart, start: [u64; 3], model_device: Device) -> Result<()> {
-    let device = match part.group.backend() {
-        Backend::Gloo => Device::Cpu,
-        Backend::Nccl => model_device,
-    };
+    let device = part.value_device(model_device);
     // Equal everywhere iff the mean of the squares is the square of the mean.
     let v: Vec<f64> = start.iter().map(|&x| x as f64).collect();
     let sq: Vec<f64> = v.iter().map(|x| x * x).collect();
@@ -152,10 +149,7 @@ pub(crate) fn check_same_start(part: &RankPart, start: [u64; 3], model_device: D
 /// Whether every rank has a batch for the next step (a rank whose slice ran
 /// out, or whose loader failed, ends the epoch for all).
 pub(crate) fn all_have_batch(part: &RankPart, have: bool, model_device: Device) -> Result<bool> {
-    let device = match part.group.backend() {
-        Backend::Gloo => Device::Cpu,
-        Backend::Nccl => model_device,
-    };
+    let device = part.value_device(model_device);
     let mean = grad::mean_values(&part.group, &[if have { 1.0 } else { 0.0 }], device, "agreeing on the next batch")
         .map_err(dist_error)?;
     Ok(mean.first().is_some_and(|&m| m > 1.0 - 1e-9))

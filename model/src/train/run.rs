@@ -158,7 +158,7 @@ pub fn pretrain(cfg: PretrainConfig, opts: &RunOptions, progress: &dyn TrainProg
     let data = open_data(&cfg, opts, device, (rank, world))?;
     let total = cfg.schedule.max_steps.unwrap_or(cfg.schedule.epochs * data.steps_per_epoch);
     let group = opts.dist.as_ref().map(|d| parallel::join(d, device)).transpose()?;
-    let part = group.as_ref().map(|g| parallel::rank_part(g, cfg.data.loader.batch_size, &cfg.dist));
+    let dist = group.as_ref().map(|g| parallel::rank_part(g, cfg.data.loader.batch_size, &cfg.dist));
     // Every Norm on this thread trains in the configured mode from here on.
     let _bn = norm::enter(cfg.dist.batch_norm, group.clone());
 
@@ -174,7 +174,7 @@ pub fn pretrain(cfg: PretrainConfig, opts: &RunOptions, progress: &dyn TrainProg
         seed: cfg.seed,
         nan_at_step: cfg.debug.nan_at_step,
         diagnostics_every: cfg.output.diagnostics_every,
-        dist: part.clone(),
+        dist,
     };
     let (mut step, mut epoch, mut skip) = (0, 0, 0);
     if let Some((path, st, tensors)) = resumed {
@@ -198,7 +198,7 @@ pub fn pretrain(cfg: PretrainConfig, opts: &RunOptions, progress: &dyn TrainProg
         progress.message(&format!("resumed from {} (step {step})", path.display()));
         tracing::info!(checkpoint = %path.display(), step, epoch, "resumed");
     }
-    if let Some(p) = &part {
+    if let Some(p) = &t.dist {
         parallel::check_same_start(p, [step, epoch, skip], device)?;
         parallel::broadcast_state(&t, p)?;
     }
@@ -255,7 +255,7 @@ pub fn pretrain(cfg: PretrainConfig, opts: &RunOptions, progress: &dyn TrainProg
         let mut batches = data.loader.epoch_from(epoch, skip as usize);
         loop {
             let next = batches.next();
-            if let Some(p) = &part {
+            if let Some(p) = &t.dist {
                 let have = matches!(next, Some(Ok(_)));
                 match parallel::all_have_batch(p, have, device) {
                     Ok(true) => {}

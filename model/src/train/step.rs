@@ -103,7 +103,7 @@ pub struct RankPart {
 impl RankPart {
     /// Where the group's collectives take host values: the CPU for Gloo,
     /// the model's GPU for NCCL.
-    fn value_device(&self, model: Device) -> Device {
+    pub(crate) fn value_device(&self, model: Device) -> Device {
         match self.group.backend() {
             Backend::Gloo => Device::Cpu,
             Backend::Nccl => model,
