@@ -17,7 +17,9 @@ rm -rf "$out"
 mkdir -p "$out"
 cd "$out"
 t0=$SECONDS
-step() { printf '\n\033[1m[demo %3ss] %s\033[0m\n' "$((SECONDS - t0))" "$*"; }
+# Bold only on a terminal and without NO_COLOR (https://no-color.org): none in a redirected log.
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+step() { printf '\n%s[demo %3ss] %s%s\n' "$bold" "$((SECONDS - t0))" "$*" "$plain"; }
 
 step "synthetic VoxCeleb2 (16 identities x 2 clips of 4 s) and BP4D (41 subjects x 2 tasks of 2 s), AUs drawn at 3x strength"
 "$bin" synth --layout voxceleb2 --out raw/voxceleb2 --subjects 16 --videos 1 --clips 2 --seconds 4 --seed 2 --au-gain 3

@@ -26,7 +26,9 @@ PY_PACKAGES=(
 )
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
-say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+# Bold only on a terminal and without NO_COLOR (https://no-color.org): none in a redirected log.
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+say() { printf '%s[setup]%s %s\n' "$bold" "$plain" "$*"; }
 
 # --- Debian packages -------------------------------------------------------
 APT_PACKAGES=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
