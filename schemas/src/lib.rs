@@ -18,6 +18,7 @@ pub mod figure;
 pub mod reader;
 pub mod row;
 pub mod schema;
+pub mod template;
 pub mod validate;
 pub mod writer;
 
