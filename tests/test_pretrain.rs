@@ -22,6 +22,7 @@ dim = 32
 [model.mfrr]
 k = 4
 sigma_max = 1.0
+loc_unit = 2.0
 r = 10.0
 refiner_hidden = 32
 [model.mfrr.transformer]

@@ -67,6 +67,19 @@ fn probe_writes_the_report_prints_the_paper_row_and_reuses_features() {
     let frames: Vec<u64> = v["splits"].as_array().unwrap().iter().map(|s| s["frames"].as_u64().unwrap()).collect();
     assert_eq!(frames, [16, 8, 8], "2/1/1 subjects x 2 tasks x 4 frames");
     assert_eq!(v["selection"]["grid"].as_array().unwrap().len(), 3, "1 lr x 3 weight decays");
+    // The checkpoint's landmark detector on the test frames: untrained, its
+    // zero-initialised heads put p_2 and p_k on the alignment template, so
+    // both score exactly the template's error.
+    let det = &v["detector"];
+    assert_eq!(
+        (det["split"].as_str(), det["frames"].as_u64(), det["image_size"].as_i64()),
+        (Some("test"), Some(8), Some(64))
+    );
+    let px = |k: &str| det[k].as_f64().unwrap();
+    assert!(px("template_rms_px") > 0.5, "{det}");
+    assert!((px("p2_rms_px") - px("template_rms_px")).abs() < 1e-4, "{det}");
+    assert!((px("pk_rms_px") - px("template_rms_px")).abs() < 1e-4, "{det}");
+    assert!(stdout.contains("landmark detector on the test frames (8): RMS error p_2"), "{stdout}");
 
     let again = mcsfau(&PROBE, d);
     assert!(again.status.success(), "{}", text(&again));

@@ -13,12 +13,13 @@
 //!   the map is 8x8 like the paper's and each cell covers 16 px; `r = 20`,
 //!   `sigma_max = 2` px (the paper's lengths x 128/256), so the masks cover
 //!   the same cells of the 8x8 map as the paper's at 256 px (docs/model.md
-//!   measures it); a 2+2-layer Transformer of width 64.
+//!   measures it), `loc_unit = 4` px; a 2+2-layer Transformer of width 64.
 //! * `tiny`: the same code paths at CPU-test scale: 64x64 input, a ResNet
 //!   with one bottleneck per stage and base width 4 (128 feature channels,
 //!   2x2 feature map), small heads and Transformer. Lengths given in image
-//!   pixels (`r`, `sigma_max`) scale with the input side: `r = 40 * 64/256 =
-//!   10 px`, `sigma_max = 4 * 64/256 = 1 px`, so a mask covers the same
+//!   pixels (`r`, `sigma_max`, `loc_unit`) scale with the input side:
+//!   `r = 40 * 64/256 = 10 px`, `sigma_max = 1 px`, `loc_unit = 2 px`, so a
+//!   mask covers the same
 //!   fraction of the face as in the paper. `k`, `gamma`, `tau` and `alpha`
 //!   are unchanged.
 
@@ -67,6 +68,10 @@ pub struct BackboneConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MfdcConfig {
+    /// Ablation switch: false drops L_s (no augmented views are run; the
+    /// heads are built but never trained). For measuring MFRR's signal
+    /// alone; MCI needs MFDC's macro stream.
+    pub enabled: bool,
     /// Hidden width of the projector g and the predictor f, units (BYOL: 4096).
     pub hidden: i64,
     /// Output width D of g and f, units (BYOL: 256).
@@ -88,6 +93,22 @@ pub enum MaskMode {
     PerLandmark,
 }
 
+/// Which reading of eq. 3's landmark detector D runs (docs/method.md, MFRR).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Detector {
+    /// The default: D reads F_p and *locates* the 49 points. `p_2 =
+    /// template + D_0(F_p)` (a head over the whole feature map, starting
+    /// from the alignment template), then `p_m = p_(m-1) + D(F_p, p_(m-1))`
+    /// refines, each step knowing which landmark it moves (`locator.rs`).
+    Locate,
+    /// The earlier reading, kept for comparison: a denoising cascade that
+    /// starts at p_1, adds a few pixels of jitter and predicts it back
+    /// (`landmarks.rs`). Its input already sits within a fraction of a
+    /// feature cell of its target, and it was measured not to learn.
+    Denoise,
+}
+
 /// The units of L_d (eq. 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -96,11 +117,18 @@ pub enum LdScale {
     /// Grows with the image side and with k (about 431 at the paper's 256 px,
     /// k = 50, sigma_max = 4, most of it the jitter no head can predict).
     PixelSum,
-    /// Scale-free (the default): the mean over the steps of the MSE divided
-    /// by `sigma_max^2`. A head that predicts no offset scores about 1/3
-    /// (the mean of `sigma_m^2 / sigma_max^2` over a linear ramp to 0),
-    /// at any image size, k or sigma_max. Needs `sigma_max > 0`.
+    /// Scale-free, for the `denoise` detector: the mean over the steps of
+    /// the MSE divided by `sigma_max^2`. A head that predicts no offset
+    /// scores about 1/3 (the mean of `sigma_m^2 / sigma_max^2` over a
+    /// linear ramp to 0), at any image size, k or sigma_max. Needs
+    /// `sigma_max > 0`.
     Jitter,
+    /// Scale-free, for the `locate` detector (the default): squared errors
+    /// in units of `loc_unit` (a fixed fraction of the image side), the
+    /// locating term (m = 2) plus the mean of the refinement terms (m >= 3),
+    /// so L_d neither grows with the image side nor with k, and k does not
+    /// dilute the locating term.
+    Unit,
 }
 
 /// What each refinement step of eq. 3 is trained to reach.
@@ -125,19 +153,37 @@ pub enum MaskAt {
     Landmarks,
 }
 
-/// MFRR: landmark cascade (eq. 3), masks (eq. 4), reconstruction (eq. 5).
+/// MFRR: landmark detector (eq. 3), masks (eq. 4), reconstruction (eq. 5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MfrrConfig {
     /// Ablation switch: false drops L_d and L_r (and L_c, which needs F_mic).
     pub enabled: bool,
-    /// Cascade length k: p_1 plus k - 1 refinement steps (paper: 50).
+    /// Ablation switch: false drops the masks and the reconstruction (L_r,
+    /// and L_c, which needs F_mic) but keeps the landmark detector (L_d):
+    /// with `mfdc.enabled = false`, the "locating head only" row of the
+    /// yardstick.
+    pub reconstruct: bool,
+    /// Eq. 3's detector: `locate` (the default) or `denoise` (the earlier
+    /// reading, for comparison).
+    pub detector: Detector,
+    /// Iterations k: p_1 plus k - 1 detector outputs p_2..p_k (paper: 50).
     pub k: i64,
+    /// The `locate` detector's length unit, image pixels at `image_size`
+    /// (8 at 256, i.e. 1/32 of the side): L_d's errors and the heads'
+    /// outputs are measured in it.
+    pub loc_unit: f64,
+    /// Channels of the locating head D_0's 1x1 convolution before it reads
+    /// the whole map (`locate`).
+    pub loc_channels: i64,
+    /// Width of the learned per-landmark embedding the refinement steps
+    /// read, so that they know which landmark they move (`locate`).
+    pub loc_embed: i64,
     /// Jitter standard deviation of the first refinement step, image pixels
     /// at `image_size` (SPEC: 4 px at 256); decreases linearly to 0 at the
     /// last step. 0 gives the literal reading of eq. 3.
     pub sigma_max: f64,
-    /// Hidden width of the refiner head D, units.
+    /// Hidden width of the refinement head D (both detectors), units.
     pub refiner_hidden: i64,
     /// Side r of each landmark's square mask, image pixels at `image_size`
     /// (paper: 40 at 256).
@@ -146,9 +192,12 @@ pub struct MfrrConfig {
     pub gamma: f64,
     /// Where the gamma decision is drawn: per sample, batch or landmark.
     pub mask_mode: MaskMode,
-    /// Units of L_d: scale-free `jitter` (default) or the literal `pixel_sum`.
+    /// Units of L_d: scale-free `unit` (`locate`, the default) or `jitter`
+    /// (`denoise`), or the literal `pixel_sum`.
     pub ld_scale: LdScale,
-    /// What each cascade step targets: `previous` (eq. 3) or `landmarks` (p_1).
+    /// What each step after the first targets: `landmarks` (p_1, the
+    /// default) or `previous` (sg(p_(m-1)), eq. 3's form). The `locate`
+    /// detector's m = 2 term always targets p_1.
     pub cascade_target: CascadeTarget,
     /// Which points place the masks: `refined` (p_k) or `landmarks` (p_1).
     pub mask_at: MaskAt,
@@ -210,7 +259,7 @@ impl Default for BackboneConfig {
 
 impl Default for MfdcConfig {
     fn default() -> Self {
-        Self { hidden: 4096, dim: 256, tau: 0.99 }
+        Self { enabled: true, hidden: 4096, dim: 256, tau: 0.99 }
     }
 }
 
@@ -218,14 +267,19 @@ impl Default for MfrrConfig {
     fn default() -> Self {
         Self {
             enabled: true,
+            reconstruct: true,
+            detector: Detector::Locate,
             k: 50,
+            loc_unit: 8.0,
+            loc_channels: 64,
+            loc_embed: 16,
             sigma_max: 4.0,
             refiner_hidden: 256,
             r: 40.0,
             gamma: 0.6,
             mask_mode: MaskMode::PerSample,
-            ld_scale: LdScale::Jitter,
-            cascade_target: CascadeTarget::Previous,
+            ld_scale: LdScale::Unit,
+            cascade_target: CascadeTarget::Landmarks,
             mask_at: MaskAt::Refined,
             transformer: TransformerConfig::default(),
         }
@@ -259,10 +313,13 @@ impl ModelConfig {
         Self {
             image_size,
             backbone: BackboneConfig { width: 4, blocks: [1, 1, 1, 1], output_stride: 32 },
-            mfdc: MfdcConfig { hidden: 64, dim: 32, tau: 0.99 },
+            mfdc: MfdcConfig { hidden: 64, dim: 32, ..MfdcConfig::default() },
             mfrr: MfrrConfig {
                 refiner_hidden: 32,
                 sigma_max: paper.sigma_max * scale,
+                loc_unit: paper.loc_unit * scale,
+                loc_channels: 16,
+                loc_embed: 8,
                 r: paper.r * scale,
                 transformer: TransformerConfig {
                     d_model: 32,
@@ -287,10 +344,11 @@ impl ModelConfig {
         Self {
             image_size,
             backbone: BackboneConfig { width: 8, blocks: [1, 1, 1, 1], output_stride: 16 },
-            mfdc: MfdcConfig { hidden: 512, dim: 128, tau: 0.99 },
+            mfdc: MfdcConfig { hidden: 512, dim: 128, ..MfdcConfig::default() },
             mfrr: MfrrConfig {
                 refiner_hidden: 64,
                 sigma_max: paper.sigma_max * scale,
+                loc_unit: paper.loc_unit * scale,
                 r: paper.r * scale,
                 transformer: TransformerConfig {
                     d_model: 64,
@@ -340,6 +398,16 @@ impl ModelConfig {
         if ![16, 32].contains(&self.backbone.output_stride) {
             return bad(format!("backbone.output_stride {} must be 16 or 32", self.backbone.output_stride));
         }
+        if self.mci.enabled && self.mfrr.enabled && !(self.mfdc.enabled && self.mfrr.reconstruct) {
+            return bad(
+                "mci.enabled compares MFDC's macro stream with MFRR's reconstruction: it needs mfdc.enabled and \
+                 mfrr.reconstruct (or set mci.enabled = false)"
+                    .to_string(),
+            );
+        }
+        if !self.mfdc.enabled && !self.mfrr.enabled {
+            return bad("mfdc.enabled and mfrr.enabled are both false: no loss term is left".to_string());
+        }
         if !(0.0..=1.0).contains(&self.mfdc.tau) {
             return bad(format!("mfdc.tau {} must lie in [0, 1]", self.mfdc.tau));
         }
@@ -352,6 +420,24 @@ impl ModelConfig {
                 "mfrr gamma {} must lie in [0, 1], sigma_max {} and r {} >= 0",
                 m.gamma, m.sigma_max, m.r
             ));
+        }
+        if m.detector == Detector::Locate && (m.loc_unit <= 0.0 || m.loc_channels < 1 || m.loc_embed < 0) {
+            return bad(format!(
+                "mfrr.detector = \"locate\" needs loc_unit > 0 (got {}), loc_channels >= 1 (got {}) and loc_embed >= 0 (got {})",
+                m.loc_unit, m.loc_channels, m.loc_embed
+            ));
+        }
+        if m.ld_scale == LdScale::Unit && m.detector == Detector::Denoise {
+            return bad(
+                "mfrr.ld_scale = \"unit\" is the locate detector's; the denoise detector takes \"jitter\" or \"pixel_sum\""
+                    .to_string(),
+            );
+        }
+        if m.ld_scale == LdScale::Jitter && m.detector == Detector::Locate {
+            return bad(
+                "mfrr.ld_scale = \"jitter\" is the denoise detector's; the locate detector takes \"unit\" or \"pixel_sum\""
+                    .to_string(),
+            );
         }
         if m.ld_scale == LdScale::Jitter && m.sigma_max <= 0.0 {
             return bad(format!(
@@ -386,7 +472,7 @@ mod tests {
     fn tiny_scales_pixel_lengths_with_the_image() {
         let t = ModelConfig::tiny();
         assert_eq!((t.image_size, t.feature_side(), t.feature_channels()), (64, 2, 128));
-        assert_eq!((t.mfrr.r, t.mfrr.sigma_max, t.mfrr.k), (10.0, 1.0, 50));
+        assert_eq!((t.mfrr.r, t.mfrr.sigma_max, t.mfrr.loc_unit, t.mfrr.k), (10.0, 1.0, 2.0, 50));
         t.validate().unwrap();
     }
 
@@ -402,9 +488,22 @@ mod tests {
         let mut bad = s.clone();
         bad.backbone.output_stride = 8;
         assert!(bad.validate().unwrap_err().to_string().contains("output_stride"));
-        bad = s;
+        bad = s.clone();
+        bad.mfrr.detector = Detector::Denoise;
+        bad.mfrr.ld_scale = LdScale::Jitter;
         bad.mfrr.sigma_max = 0.0;
         assert!(bad.validate().unwrap_err().to_string().contains("pixel_sum"));
+        // Each scale-free form belongs to its detector.
+        bad.mfrr.sigma_max = 2.0;
+        bad.validate().unwrap();
+        bad.mfrr.ld_scale = LdScale::Unit;
+        assert!(bad.validate().unwrap_err().to_string().contains("denoise"));
+        bad = s;
+        bad.mfrr.ld_scale = LdScale::Jitter;
+        assert!(bad.validate().unwrap_err().to_string().contains("locate"));
+        bad.mfrr.ld_scale = LdScale::Unit;
+        bad.mfrr.loc_unit = 0.0;
+        assert!(bad.validate().unwrap_err().to_string().contains("loc_unit"));
     }
 
     #[test]

@@ -1,5 +1,9 @@
-//! MFRR landmark refinement, paper section 3.2, eq. 3, as decided in
-//! docs/method.md, MFRR (a denoising cascade that keeps eq. 3's form):
+//! The earlier reading of MFRR's landmark refinement, paper section 3.2,
+//! eq. 3, kept for comparison (`mfrr.detector = "denoise"`): a denoising
+//! cascade that keeps eq. 3's form. It was measured not to learn (its input
+//! sits within a fraction of a feature cell of its target; docs/method.md),
+//! and the default detector is [`crate::locator`], which locates the points
+//! from F_p. This module also holds the bilinear sampling both use.
 //!
 //! * `p_1` = the cached FAN 49 points of P, image pixels `(x, y)`.
 //! * for `m = 2..k`: `p'_(m-1) = sg(p_(m-1)) + sigma_m * eps_m`,
@@ -137,8 +141,9 @@ impl Refiner {
         let sum = terms.into_iter().fold(Tensor::zeros([], (p.kind(), f_p.device())), |acc, t| acc + t);
         let l_d = match self.scale {
             LdScale::PixelSum => sum,
-            LdScale::Jitter if steps > 0 => sum / (steps as f64 * self.sigma_max * self.sigma_max),
-            LdScale::Jitter => sum,
+            // `validate` keeps `unit` (the locate detector's) away from here.
+            LdScale::Jitter | LdScale::Unit if steps > 0 => sum / (steps as f64 * self.sigma_max * self.sigma_max),
+            LdScale::Jitter | LdScale::Unit => sum,
         };
         Refined { points: p.detach(), l_d }
     }

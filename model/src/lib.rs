@@ -4,7 +4,10 @@
 //! * [`config`]: typed configuration, presets `paper`, `small` and `tiny`.
 //! * [`backbone`]: ResNet-50 with torchvision's variable names.
 //! * [`byol`]: MFDC, eq. 1-2 (heads, target stream, EMA, L_s).
-//! * [`landmarks`]: MFRR landmark refinement cascade, eq. 3 (L_d).
+//! * [`locator`]: MFRR's landmark detector, eq. 3 (L_d): locates the 49
+//!   points from F_p (the default reading).
+//! * [`landmarks`]: the earlier reading of eq. 3, a denoising cascade (kept
+//!   for comparison), and the bilinear sampling both detectors use.
 //! * [`masking`]: MFRR landmark masks, eq. 4.
 //! * [`transformer`], [`reconstruction`]: MFRR reconstruction, eq. 5 (L_r).
 //! * [`interaction`]: MCI, eq. 6 (L_c).
@@ -32,6 +35,7 @@ pub mod dist;
 pub mod error;
 pub mod interaction;
 pub mod landmarks;
+pub mod locator;
 pub mod masking;
 pub mod mcsfau;
 pub mod precision;

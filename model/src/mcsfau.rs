@@ -3,7 +3,8 @@
 //!
 //! [`McSfau`] owns two `VarStore`s on one device: the online store
 //! (trainable: `backbone.*` q_theta = q_eps, `projector.*`, `predictor.*`,
-//! `refiner.*`, `reconstructor.*`, `mci.*`) and the target store
+//! the landmark detector `locator.*` (or `refiner.*` with `mfrr.detector =
+//! "denoise"), `reconstructor.*`, `mci.*`) and the target store
 //! (`backbone.*`, `projector.*`, frozen, same names). A training loop reads
 //! top to bottom:
 //!
@@ -24,23 +25,29 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The randomness of a step (cascade jitter, mask draws) is an explicit
-//! [`Draws`] value, so a reference implementation can replay it.
+//! The randomness of a step (mask draws, and the denoise detector's cascade
+//! jitter) is an explicit [`Draws`] value, so a reference implementation can
+//! replay it.
 //!
 //! View handling: the online backbone runs on P1, P2 and P separately (each
 //! its own BatchNorm batch); `F_mac = q_theta(P1)` feeds MCI. With MFRR off,
-//! L_d, L_r and L_c are 0 (L_c needs F_mic); with MCI off, L_c is 0. Terms
-//! that are off are constant zeros and their modules are not built.
+//! L_d, L_r and L_c are 0 (L_c needs F_mic); with `mfrr.reconstruct` off,
+//! L_r and L_c are 0 and the detector still runs; with MCI off, L_c is 0;
+//! with MFDC off, L_s is 0 and the views P1, P2 are not run. Terms that are
+//! off are constant zeros and their modules are not built (MFDC's heads
+//! are, untrained, so that checkpoints keep one layout).
 
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 use crate::backbone::Backbone;
 use crate::byol::{self, OnlineHeads, TargetNet};
+use crate::config::Detector;
 use crate::config::{MaskAt, MaskMode, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::interaction::Interaction;
 use crate::landmarks::{self, Refiner, LANDMARKS};
+use crate::locator::Locator;
 use crate::masking;
 use crate::precision;
 use crate::reconstruction::{self, Reconstructor};
@@ -61,7 +68,8 @@ pub struct Batch<'a> {
 /// The random draws of one step.
 #[derive(Debug)]
 pub struct Draws {
-    /// Standard-normal jitter, `[k - 1, B, 49, 2]` (scaled by sigma_m inside).
+    /// Standard-normal jitter, `[k - 1, B, 49, 2]` (scaled by sigma_m
+    /// inside); only the `denoise` detector reads it.
     pub noise: Tensor,
     /// Whether the masks apply: `[B]` bool per sample (`per_sample`,
     /// `per_batch`), or `[B, 49]` per landmark (`per_landmark`).
@@ -105,11 +113,14 @@ pub struct Losses {
     pub total: Tensor,
     /// p_k, `[B, 49, 2]`, when MFRR ran.
     pub refined: Option<Tensor>,
+    /// p_2 = template + D_0(F_p), `[B, 49, 2]`, when the `locate` detector
+    /// ran (the diagnostics compare it with p_1 and with the template).
+    pub located: Option<Tensor>,
     /// The cell mask, `[B, H, W]` bool, when MFRR ran.
     pub mask: Option<Tensor>,
     /// The online projection g(pool(F_mac)) of P1, `[B, D]`, detached (the
-    /// collapse diagnostic reads it).
-    pub projection: Tensor,
+    /// collapse diagnostic reads it), when MFDC ran.
+    pub projection: Option<Tensor>,
 }
 
 impl Losses {
@@ -117,6 +128,13 @@ impl Losses {
     pub fn values(&self) -> [f64; 5] {
         [&self.l_s, &self.l_d, &self.l_r, &self.l_c, &self.total].map(|t| t.double_value(&[]))
     }
+}
+
+/// Eq. 3's detector, as configured by `mfrr.detector`.
+#[derive(Debug)]
+enum LandmarkDetector {
+    Locate(Box<Locator>),
+    Denoise(Refiner),
 }
 
 /// MC-SFAU: online and target networks with the eq. 7 objective.
@@ -127,7 +145,7 @@ pub struct McSfau {
     target: nn::VarStore,
     backbone: Backbone,
     heads: OnlineHeads,
-    refiner: Option<Refiner>,
+    detector: Option<LandmarkDetector>,
     reconstructor: Option<Reconstructor>,
     mci: Option<Interaction>,
     target_net: TargetNet,
@@ -144,12 +162,17 @@ impl McSfau {
         let backbone = Backbone::new(&root / "backbone", cfg);
         let heads = OnlineHeads::new(root.clone(), cfg);
         let mfrr = cfg.mfrr.enabled;
-        let refiner = mfrr.then(|| Refiner::new(&root / "refiner", cfg));
-        let reconstructor = mfrr.then(|| Reconstructor::new(&root / "reconstructor", cfg));
-        let mci = (mfrr && cfg.mci.enabled).then(|| Interaction::new(&root / "mci", cfg));
+        let detector = mfrr.then(|| match cfg.mfrr.detector {
+            Detector::Locate => LandmarkDetector::Locate(Box::new(Locator::new(&root / "locator", cfg))),
+            Detector::Denoise => LandmarkDetector::Denoise(Refiner::new(&root / "refiner", cfg)),
+        });
+        let reconstruct = mfrr && cfg.mfrr.reconstruct;
+        let reconstructor = reconstruct.then(|| Reconstructor::new(&root / "reconstructor", cfg));
+        let mci = (reconstruct && cfg.mfdc.enabled && cfg.mci.enabled).then(|| Interaction::new(&root / "mci", cfg));
         let target_net = TargetNet::new(target.root(), cfg);
         target.freeze();
-        let model = Self { cfg: cfg.clone(), online, target, backbone, heads, refiner, reconstructor, mci, target_net };
+        let model =
+            Self { cfg: cfg.clone(), online, target, backbone, heads, detector, reconstructor, mci, target_net };
         model.copy_online_to_target()?;
         Ok(model)
     }
@@ -201,6 +224,16 @@ impl McSfau {
         &self.backbone
     }
 
+    /// The `locate` detector on normalised crops `p` (`[B, 3, S, S]`), in
+    /// eval mode (BatchNorm running statistics, no gradient): `(p_2, p_k)`,
+    /// each `[B, 49, 2]` image pixels at S. `None` when MFRR is off or the
+    /// detector is `denoise` (which needs p_1 as its input, so it cannot
+    /// find points on new frames).
+    pub fn locate(&self, p: &Tensor) -> Option<(Tensor, Tensor)> {
+        let Some(LandmarkDetector::Locate(locator)) = &self.detector else { return None };
+        tch::no_grad(|| Some(locator.detect(&self.backbone.forward_t(p, false))))
+    }
+
     /// Eq. 1 after an optimizer step: target <- tau target + (1 - tau) online.
     pub fn ema_update(&self) -> Result<()> {
         byol::ema_update(&self.target.variables(), &self.online.variables(), self.cfg.mfdc.tau)
@@ -218,44 +251,67 @@ impl McSfau {
     }
 
     fn losses_inner(&self, batch: &Batch, draws: &Draws, train: bool) -> Losses {
-        // MFDC (eq. 2): online on both views, target on both views (no grad).
-        let f_mac = self.backbone.forward_t(batch.p1, train); // [B, C, H, W]
-        let f_mac2 = self.backbone.forward_t(batch.p2, train);
         // Losses in f32 (f64 when the model runs in f64), whatever autocast does.
         let wide = precision::wide_kind(batch.p1.kind());
         let f32 = |t: Tensor| t.to_kind(wide);
         let zero = || Tensor::zeros([], (wide, self.device()));
-        let (z_online, v1) = self.heads.forward_both(&f_mac, train);
-        let (projection, v1) = (f32(z_online.detach()), f32(v1)); // [B, D]
-        let v2 = f32(self.heads.forward_t(&f_mac2, train));
-        let z1 = f32(self.target_net.forward_t(batch.p1, train)); // [B, D]
-        let z2 = f32(self.target_net.forward_t(batch.p2, train));
-        let l_s = byol::symmetric_loss(&v1, &v2, &z1, &z2);
 
-        let (mut l_d, mut l_r, mut l_c, mut refined, mut mask) = (zero(), zero(), zero(), None, None);
-        if let (Some(refiner), Some(reconstructor)) = (&self.refiner, &self.reconstructor) {
+        // MFDC (eq. 2): online on both views, target on both views (no grad).
+        let (mut l_s, mut f_mac, mut projection) = (zero(), None, None);
+        if self.cfg.mfdc.enabled {
+            let f1 = self.backbone.forward_t(batch.p1, train); // [B, C, H, W]
+            let f2 = self.backbone.forward_t(batch.p2, train);
+            let (z_online, v1) = self.heads.forward_both(&f1, train);
+            let v1 = f32(v1); // [B, D]
+            let v2 = f32(self.heads.forward_t(&f2, train));
+            let z1 = f32(self.target_net.forward_t(batch.p1, train)); // [B, D]
+            let z2 = f32(self.target_net.forward_t(batch.p2, train));
+            l_s = byol::symmetric_loss(&v1, &v2, &z1, &z2);
+            projection = Some(f32(z_online.detach()));
+            f_mac = Some(f1);
+        }
+
+        let (mut l_d, mut l_r, mut l_c) = (zero(), zero(), zero());
+        let (mut refined, mut located, mut mask) = (None, None, None);
+        if let Some(detector) = &self.detector {
             let m = &self.cfg.mfrr;
             // MFRR: F_p = q_eps(P), q_eps = q_theta.
             let f_p = self.backbone.forward_t(batch.p, train); // [B, C, H, W]
-            let out = refiner.cascade(&f_p, batch.landmarks, &draws.noise, &landmarks::sigmas(m.k, m.sigma_max));
-            let centres = match m.mask_at {
-                MaskAt::Refined => out.points.shallow_clone(),
-                MaskAt::Landmarks => batch.landmarks.detach(),
+                                                               // Eq. 3: p_k (detached) and L_d.
+            let points = match detector {
+                LandmarkDetector::Locate(locator) => {
+                    let out = locator.run(&f_p, batch.landmarks);
+                    located = Some(out.p2);
+                    l_d = out.l_d;
+                    out.points
+                }
+                LandmarkDetector::Denoise(refiner) => {
+                    let sigmas = landmarks::sigmas(m.k, m.sigma_max);
+                    let out = refiner.cascade(&f_p, batch.landmarks, &draws.noise, &sigmas);
+                    l_d = out.l_d;
+                    out.points
+                }
             };
-            let cells =
-                masking::landmark_mask(&centres, &draws.apply_mask, self.cfg.image_size, self.cfg.feature_side(), m.r); // [B, H, W]
-            let f_mask = masking::apply_mask(&f_p, &cells);
-            let f_mic = reconstructor.forward_t(&f_mask, train); // [B, C, H, W]
-            l_r = reconstruction::reconstruction_loss(&f_mic, &f_p);
-            if let Some(mci) = &self.mci {
-                l_c = mci.loss(&f_mac, &f_mic);
+            // Eq. 4-5: masks at p_k (or p_1), the reconstruction, L_r; eq. 6: L_c.
+            if let Some(reconstructor) = &self.reconstructor {
+                let centres = match m.mask_at {
+                    MaskAt::Refined => points.shallow_clone(),
+                    MaskAt::Landmarks => batch.landmarks.detach(),
+                };
+                let (image, side) = (self.cfg.image_size, self.cfg.feature_side());
+                let cells = masking::landmark_mask(&centres, &draws.apply_mask, image, side, m.r); // [B, H, W]
+                let f_mask = masking::apply_mask(&f_p, &cells);
+                let f_mic = reconstructor.forward_t(&f_mask, train); // [B, C, H, W]
+                l_r = reconstruction::reconstruction_loss(&f_mic, &f_p);
+                if let (Some(mci), Some(f_mac)) = (&self.mci, &f_mac) {
+                    l_c = mci.loss(f_mac, &f_mic);
+                }
+                mask = Some(cells);
             }
-            l_d = out.l_d;
-            refined = Some(out.points);
-            mask = Some(cells);
+            refined = Some(points);
         }
         let total = &l_s + &l_d + &l_r + &l_c * self.cfg.mci.alpha;
-        Losses { l_s, l_d, l_r, l_c, total, refined, mask, projection }
+        Losses { l_s, l_d, l_r, l_c, total, refined, located, mask, projection }
     }
 
     fn check(&self, batch: &Batch, draws: &Draws) -> Result<()> {

@@ -20,6 +20,7 @@
 
 pub mod compare;
 pub mod features;
+pub mod geometry;
 pub mod linear;
 pub mod metrics;
 pub mod paper;
@@ -268,7 +269,19 @@ pub fn run(
         device: model.device(),
         key: ckpt.sha256.clone(),
     };
-    let out = probe_with(&source, ckpt.clone(), dataset, data, cfg, progress)?;
+    let (mut report, head) = probe_with(&source, ckpt.clone(), dataset, data, cfg, progress)?;
+    // The pretrained landmark detector on the test frames (where the
+    // checkpoint has one): does the geometry it learned transfer?
+    let spec = ExtractSpec {
+        shard_paths: &data.shard_paths,
+        split: &data.test.name,
+        ids: &data.test.ids,
+        au_numbers: dataset.au_numbers(),
+        batch_size: cfg.feature_batch,
+        workers: cfg.workers,
+    };
+    report.detector = geometry::detector_error(model, model.device(), &spec, progress)?;
+    let out = (report, head);
     let changed = backbone_changes(model, &before);
     if !changed.is_empty() {
         return Err(ModelError::Probe(format!(

@@ -19,7 +19,7 @@ pub const PAPER_PARAMS: i64 = 144_370_000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ComponentCount {
     /// Top-level variable prefix: `backbone`, `projector`, `predictor`,
-    /// `refiner`, `reconstructor`, `mci`.
+    /// `locator` (or `refiner`), `reconstructor`, `mci`.
     pub component: String,
     /// Online parameters.
     pub trainable: i64,
@@ -44,7 +44,7 @@ pub struct ParamReport {
     pub paper: i64,
 }
 
-const ORDER: [&str; 6] = ["backbone", "projector", "predictor", "refiner", "reconstructor", "mci"];
+const ORDER: [&str; 7] = ["backbone", "projector", "predictor", "locator", "refiner", "reconstructor", "mci"];
 
 /// Counts the model's variables by component.
 pub fn param_report(model: &McSfau) -> ParamReport {
@@ -130,7 +130,9 @@ mod tests {
         let model = McSfau::new(&crate::config::ModelConfig::tiny(), tch::Device::Cpu).unwrap();
         let r = param_report(&model);
         let names: Vec<_> = r.components.iter().map(|c| c.component.as_str()).collect();
-        assert_eq!(names, ORDER);
+        // The default detector is the locator; `refiner` is the denoise one's.
+        let want: Vec<_> = ORDER.iter().copied().filter(|c| *c != "refiner").collect();
+        assert_eq!(names, want);
         assert_eq!(r.trainable, model.online().trainable_variables().iter().map(|t| t.numel() as i64).sum::<i64>());
         assert!(r.components.iter().filter(|c| c.ema > 0).all(|c| c.ema == c.trainable));
         assert_eq!(r.components.iter().filter(|c| c.ema > 0).count(), 2, "backbone and projector only");

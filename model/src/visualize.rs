@@ -1,12 +1,13 @@
 //! The paper's figure 5 for a checkpoint: aligned crops with the input
-//! landmarks p_1 (blue), the refined landmarks p_k of the MFRR cascade
-//! (eq. 3, green), the r x r squares around p_k (eq. 4, darkened: the
+//! landmarks p_1 (blue), the points p_k the MFRR detector found from the
+//! feature map (eq. 3, green), the r x r squares around p_k (eq. 4, darkened: the
 //! masked facial regions) and the feature-map cells those squares zero
 //! (red outlines: what the reconstruction Transformer has to fill in).
 //!
 //! The masks are forced on for every crop (gamma is a training-time draw);
-//! the cascade jitter is drawn from libtorch's generator (seed it for a
-//! reproducible figure).
+//! the `denoise` detector's jitter is drawn from libtorch's generator (seed
+//! it for a reproducible figure; the default `locate` detector draws
+//! nothing).
 
 use image::{Rgb, RgbImage};
 use tch::{Device, Kind, Tensor};

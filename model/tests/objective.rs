@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use model::config::{LdScale, MaskMode, ModelConfig};
+use model::config::{CascadeTarget, Detector, LdScale, MaskMode, ModelConfig};
 use model::mcsfau::{Batch, Draws, McSfau};
 use tch::nn::OptimizerConfig;
 use tch::{Device, Kind, Tensor};
@@ -57,7 +57,7 @@ fn total_is_finite_and_every_online_component_gets_gradients_but_the_target_none
         *by_component.entry(name.split('.').next().unwrap().to_string()).or_default() +=
             g.abs().sum(Kind::Float).double_value(&[]);
     }
-    for comp in ["backbone", "projector", "predictor", "refiner", "reconstructor", "mci"] {
+    for comp in ["backbone", "projector", "predictor", "locator", "reconstructor", "mci"] {
         assert!(by_component.get(comp).copied().unwrap_or(0.0) > 0.0, "{comp}: {by_component:?}");
     }
     for (name, t) in model.target().variables() {
@@ -111,7 +111,7 @@ fn ablation_switches_remove_their_terms_and_modules() {
     assert_eq!(v[4], v[0]);
     assert!(l.mask.is_none() && l.refined.is_none());
     let names = model.online().variables();
-    assert!(!names.keys().any(|n| n.starts_with("refiner") || n.starts_with("reconstructor") || n.starts_with("mci")));
+    assert!(!names.keys().any(|n| ["locator", "refiner", "reconstructor", "mci"].iter().any(|c| n.starts_with(c))));
 
     let mut cfg = ModelConfig::tiny();
     cfg.mci.enabled = false;
@@ -150,8 +150,9 @@ fn gamma_r_and_sigma_control_the_masks_and_the_jitter() {
         let d = Draws::sample(&cfg, 8, Device::Cpu).apply_mask.to_kind(Kind::Int64).sum(Kind::Int64).int64_value(&[]);
         assert!(d == 0 || d == 8, "{d}");
     }
-    // sigma_max = 0: the noise has no effect (the literal reading of eq. 3);
-    // otherwise it changes L_d.
+    // The denoise detector: sigma_max = 0, the noise has no effect (the
+    // literal reading of eq. 3); otherwise it changes L_d. The locate
+    // detector draws nothing: its L_d is the same for any draw.
     // (One model per config, run on two different draws: the tests share
     // libtorch's global generator across threads, so seeds do not replay.)
     let l_d_of_two_draws = |cfg: &ModelConfig| {
@@ -159,6 +160,12 @@ fn gamma_r_and_sigma_control_the_masks_and_the_jitter() {
         let run = || model.losses(&batch(&x), &Draws::sample(cfg, 4, Device::Cpu), false).unwrap().values()[1];
         (run(), run())
     };
+    let (a, b) = l_d_of_two_draws(&base);
+    assert_eq!(a, b, "the locate detector read the jitter");
+    let mut base = base;
+    base.mfrr.detector = Detector::Denoise;
+    base.mfrr.ld_scale = LdScale::Jitter;
+    base.mfrr.cascade_target = CascadeTarget::Previous;
     let mut cfg = base.clone();
     cfg.mfrr.sigma_max = 0.0;
     cfg.mfrr.ld_scale = LdScale::PixelSum; // the scale-free form divides by sigma_max^2

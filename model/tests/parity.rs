@@ -1,8 +1,10 @@
 //! The Rust model against the PyTorch reference
 //! (`scripts/reference/model_reference.py`, which wrote `tests/data/`):
 //! same weights, same inputs, same noise and mask draws; L_s, L_d, L_r,
-//! L_c, the total, p_k, F_p (train and eval mode), gradients and one EMA
-//! update. `just model-reference` reruns the script into a temporary folder
+//! L_c, the total, p_2 (the locating detector), p_k, F_p (train and eval
+//! mode), gradients (the detector's heads among them) and one EMA update;
+//! for the locating detector (the default), its every option, and the
+//! earlier denoising reading of eq. 3. `just model-reference` reruns the script into a temporary folder
 //! and this test against it; the script's default output folder replaces the
 //! checked-in files.
 //!
@@ -19,7 +21,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use model::config::{CascadeTarget, LdScale, MaskAt, MaskMode, ModelConfig};
+use model::config::{CascadeTarget, Detector, LdScale, MaskAt, MaskMode, ModelConfig};
 use model::masking::landmark_mask;
 use model::mcsfau::{Batch, Draws, McSfau};
 use tch::nn::ModuleT;
@@ -34,8 +36,8 @@ const TOL_F64: f64 = 1e-9;
 /// 2026-12-01: losses 3.3e-7, p_k 1.5e-5, F_p 1.7e-5, gradients 1.2e-3, EMA
 /// 1.2e-7; docs/setup.md). The strict check is the f64 one; this one
 /// catches what only the f32 path can get wrong (a cast, a lost kind).
-const F32_TOLERANCES: [(&str, f64); 6] =
-    [("l_", 1e-5), ("total", 1e-5), ("p_k", 2e-4), ("F_p", 2e-4), ("grad.", 1e-2), ("ema.", 2e-6)];
+const F32_TOLERANCES: [(&str, f64); 7] =
+    [("l_", 1e-5), ("total", 1e-5), ("p_2", 2e-4), ("p_k", 2e-4), ("F_p", 2e-4), ("grad.", 1e-2), ("ema.", 2e-6)];
 
 /// The checked-in reference files, or `MCSFAU_PARITY_DIR` (set by `just
 /// model-reference` to a fresh run of the script).
@@ -99,9 +101,19 @@ fn variant() -> ModelConfig {
     v.backbone.output_stride = 16;
     v.mfrr.k = 6;
     v.mfrr.ld_scale = LdScale::PixelSum;
-    v.mfrr.cascade_target = CascadeTarget::Landmarks;
+    v.mfrr.cascade_target = CascadeTarget::Previous;
     v.mfrr.mask_at = MaskAt::Landmarks;
     v.mfrr.mask_mode = MaskMode::PerLandmark;
+    v
+}
+
+/// The reference's `DENOISE`: the earlier reading of eq. 3.
+fn denoise() -> ModelConfig {
+    let mut v = tiny();
+    v.mfrr.detector = Detector::Denoise;
+    v.mfrr.k = 6;
+    v.mfrr.ld_scale = LdScale::Jitter;
+    v.mfrr.cascade_target = CascadeTarget::Previous;
     v
 }
 
@@ -135,6 +147,11 @@ fn compare(name: &str, expected: &ModelConfig, kind: Kind) -> Comparison {
     }
     check("total", &losses.total, &file["out.total"]);
     check("p_k", losses.refined.as_ref().unwrap(), &file["out.refined"]);
+    match (&losses.located, file.get("out.located")) {
+        (Some(p2), Some(want)) => check("p_2", p2, want),
+        (None, None) => {}
+        (a, b) => panic!("{name}: p_2 in Rust {} / in the reference {}", a.is_some(), b.is_some()),
+    }
     let mask = losses.mask.as_ref().unwrap();
     let mask_equal = mask.equal(&file["out.mask"]);
     assert!(file["out.mask"].any().int64_value(&[]) == 1, "the reference should mask some cells");
@@ -146,7 +163,7 @@ fn compare(name: &str, expected: &ModelConfig, kind: Kind) -> Comparison {
         check(key, &online[&key["grad.".len()..]].grad(), want);
         grads += 1;
     }
-    assert!(grads >= 8, "only {grads} gradients checked");
+    assert!(grads >= 10, "only {grads} gradients checked");
 
     // Backbone forward: train mode (batch statistics) and eval mode (running
     // statistics after the three train-mode forwards above).
@@ -171,7 +188,7 @@ fn compare(name: &str, expected: &ModelConfig, kind: Kind) -> Comparison {
 /// --nocapture` prints it; docs/setup.md records it per kernel set).
 fn report(label: &str, c: &Comparison) -> String {
     let mut out = format!("{label}, {} values; worst:", c.errors.len());
-    for group in ["l_", "total", "p_k", "F_p", "grad.", "ema."] {
+    for group in ["l_", "total", "p_2", "p_k", "F_p", "grad.", "ema."] {
         let worst = c.errors.iter().filter(|(w, _)| w.starts_with(group)).max_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((what, e)) = worst {
             out += &format!(" {what} {e:.1e};");
@@ -196,9 +213,14 @@ fn tiny_model_matches_pytorch_in_f64() {
 
 #[test]
 fn every_option_matches_pytorch_in_f64() {
-    // Output stride 16, pixel-sum L_d, anchored cascade, masks at p_1,
-    // per-landmark draws.
+    // Output stride 16, pixel-sum L_d, later steps toward sg(p_(m-1)),
+    // masks at p_1, per-landmark draws.
     assert_f64("mcsfau_variant.safetensors", &variant());
+}
+
+#[test]
+fn the_denoising_reading_matches_pytorch_in_f64() {
+    assert_f64("mcsfau_denoise.safetensors", &denoise());
 }
 
 #[test]

@@ -47,11 +47,22 @@ fn total_loss_falls_over_50_steps_and_the_outputs_load() {
     let diag: Vec<_> = log.iter().filter_map(|r| r.diagnostics.map(|d| (r.step, d))).collect();
     assert_eq!(diag.iter().map(|d| d.0).collect::<Vec<_>>(), (1..=10).map(|k| 5 * k).collect::<Vec<_>>());
     for (step, d) in &diag {
-        assert!(d.proj_std > 0.0 && d.proj_std < 2.0, "step {step}: spread {}", d.proj_std);
+        let spread = d.proj_std.expect("MFDC is on");
+        assert!(spread > 0.0 && spread < 2.0, "step {step}: spread {spread}");
         let g = d.grad_norm;
-        assert!([g.l_s, g.l_d, g.l_r, g.l_c].iter().all(|v| v.is_finite() && *v > 0.0), "step {step}: {g:?}");
+        assert!([g.l_s, g.l_d, g.l_r, g.l_c].iter().all(|v| v.is_finite() && *v >= 0.0), "step {step}: {g:?}");
+        assert!(g.l_s > 0.0 && g.l_d > 0.0, "step {step}: {g:?}");
         assert!(d.drift_px.unwrap() >= 0.0 && (0.0..=1.0).contains(&d.mask_fraction.unwrap()), "step {step}: {d:?}");
     }
+    // L_r reaches the backbone through the unmasked cells: on a batch whose
+    // faces were all masked (at the tiny preset's 2x2 map the squares cover
+    // every cell) it sends nothing, so it is asked for on some steps only.
+    assert!(diag.iter().any(|(_, d)| d.grad_norm.l_r > 0.0 && d.grad_norm.l_c > 0.0), "{diag:?}");
+    // The landmark detector leaves the template: its p_2 ends closer to the
+    // landmarks than the template it starts from.
+    let (_, last_diag) = diag.last().unwrap();
+    let (loc, floor) = (last_diag.loc_rms_px.unwrap(), last_diag.loc_template_rms_px.unwrap());
+    assert!(loc < floor, "p_2 {loc} px from the landmarks, the template {floor} px");
     let mean = |rs: &[model::train::LogRecord]| rs.iter().map(|r| r.losses.total).sum::<f64>() / rs.len() as f64;
     let (first, last) = (mean(&log[..10]), mean(&log[40..]));
     assert!(last < 0.8 * first, "total loss did not fall: first 10 steps {first}, last 10 {last}");

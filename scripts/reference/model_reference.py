@@ -20,8 +20,15 @@ a bound no CPU can break.
   (the target parameters after one EMA update). The config is in the
   metadata under ``config`` (JSON, the Rust ``ModelConfig`` layout).
 * ``model/tests/data/mcsfau_variant.safetensors``: the same for ``VARIANT``,
-  the other branch of every option (output stride 16, pixel-sum L_d,
-  anchored cascade, masks at p_1, per-landmark mask draws).
+  the other branch of every option (output stride 16, pixel-sum L_d, later
+  detector steps targeting sg(p_(m-1)), masks at p_1, per-landmark mask
+  draws).
+* ``model/tests/data/mcsfau_denoise.safetensors``: the same for ``DENOISE``,
+  the earlier reading of eq. 3 (a denoising cascade), kept for comparison.
+
+The locating detector (the default) starts from the alignment template,
+whose face-box coordinates are read from ``schemas/src/template.rs`` (data,
+not code: the pixel formula is computed here independently).
 * ``model/tests/data/masks_paper.safetensors``: eq. 4 masks at the paper's
   geometry (256 px, 8x8 cells, r = 40) for random points.
 
@@ -33,6 +40,8 @@ parity tests against them.
 import argparse
 import json
 import os
+import pathlib
+import re
 import warnings
 
 import torch
@@ -48,14 +57,18 @@ CONFIG = {
     "mfdc": {"hidden": 64, "dim": 32, "tau": 0.99},
     "mfrr": {
         "enabled": True,
+        "detector": "locate",
         "k": 50,
+        "loc_unit": 2.0,
+        "loc_channels": 16,
+        "loc_embed": 8,
         "sigma_max": 1.0,
         "refiner_hidden": 32,
         "r": 10.0,
         "gamma": 0.6,
         "mask_mode": "per_sample",
-        "ld_scale": "jitter",
-        "cascade_target": "previous",
+        "ld_scale": "unit",
+        "cascade_target": "landmarks",
         "mask_at": "refined",
         "transformer": {
             "d_model": 32,
@@ -70,13 +83,29 @@ CONFIG = {
     "bf16_autocast": False,
 }
 # The other branch of every option: output stride 16 (layer4 dilated, a 4x4
-# map at 64 px), the literal pixel-sum L_d, the anchored cascade, masks at
-# p_1, one mask draw per landmark; a 6-step cascade.
+# map at 64 px), the literal pixel-sum L_d, later steps targeting
+# sg(p_(m-1)), masks at p_1, one mask draw per landmark; k = 6.
 VARIANT = json.loads(json.dumps(CONFIG))
 VARIANT["backbone"]["output_stride"] = 16
-VARIANT["mfrr"].update(k=6, ld_scale="pixel_sum", cascade_target="landmarks", mask_at="landmarks",
+VARIANT["mfrr"].update(k=6, ld_scale="pixel_sum", cascade_target="previous", mask_at="landmarks",
                        mask_mode="per_landmark")
+# The earlier reading of eq. 3: the denoising cascade with its own defaults
+# (jitter-scaled L_d, each step toward sg(p_(m-1))); k = 6.
+DENOISE = json.loads(json.dumps(CONFIG))
+DENOISE["mfrr"].update(detector="denoise", k=6, ld_scale="jitter", cascade_target="previous")
 N_LANDMARKS = 49
+REPO = pathlib.Path(__file__).resolve().parents[2]
+TEMPLATE_SCALE = 170.0 / 256.0
+
+
+def template(image_size):
+    """The alignment template in image pixels, [49, 2]: the face-box
+    coordinates (f32 constants in the Rust source) scaled about the centre."""
+    text = (REPO / "schemas/src/template.rs").read_text()
+    rows = re.findall(r"\[([0-9.]+), ([0-9.]+)\], // \d+", text)
+    unit = torch.tensor([[float(x), float(y)] for x, y in rows], dtype=torch.float32).double()
+    assert unit.shape == (N_LANDMARKS, 2), unit.shape
+    return image_size / 2 + TEMPLATE_SCALE * image_size * (unit - 0.5)
 # nn.Transformer(batch_first=True) warns about its own inference fast path.
 warnings.filterwarnings("ignore", message="enable_nested_tensor")
 
@@ -128,6 +157,38 @@ class Refiner(nn.Module):
         return self.fc2(F.relu(self.fc1(torch.cat([feats, grid], -1))))
 
 
+class Locator(nn.Module):
+    """The locating detector (model/src/locator.rs): p_2 = T + u D_0(F_p),
+    p_m = p_(m-1) + u / (m - 2) tanh(D(F_p, p_(m-1), n))."""
+
+    def __init__(self, c, side, m, image_size):
+        super().__init__()
+        g = nn.Module()
+        g.conv = nn.Conv2d(c, m["loc_channels"], 1)
+        g.fc = nn.Linear(m["loc_channels"] * side * side, 2 * N_LANDMARKS)
+        self.add_module("global", g)  # `global` is a Python keyword
+        r = nn.Module()
+        r.embed = nn.Parameter(torch.randn(N_LANDMARKS, m["loc_embed"]))
+        r.fc1 = nn.Linear(c + 2 + m["loc_embed"], m["refiner_hidden"])
+        r.fc2 = nn.Linear(m["refiner_hidden"], 2)
+        self.refine = r
+        self.image_size, self.unit = image_size, m["loc_unit"]
+        self.template = template(image_size)  # not a parameter, not saved
+
+    def locate(self, f_p):  # [B,C,H,W] -> [B,49,2] px
+        g = getattr(self, "global")
+        offsets = g.fc(F.relu(g.conv(f_p)).flatten(1)).reshape(-1, N_LANDMARKS, 2)
+        return self.template.to(offsets.dtype)[None] + offsets * self.unit
+
+    def offsets(self, f_p, points, m):  # [B,C,H,W], [B,49,2] px, step m >= 3 -> [B,49,2] px
+        grid = points * (2.0 / self.image_size) - 1.0
+        feats = F.grid_sample(f_p, grid.unsqueeze(1), mode="bilinear", padding_mode="zeros", align_corners=False)
+        feats = feats.squeeze(2).transpose(1, 2)
+        ids = self.refine.embed[None].expand(points.shape[0], -1, -1)
+        h = F.relu(self.refine.fc1(torch.cat([feats, grid, ids], -1)))
+        return torch.tanh(self.refine.fc2(h)) * (self.unit / (m - 2))
+
+
 class Reconstructor(nn.Module):
     def __init__(self, c, side, t):
         super().__init__()
@@ -160,7 +221,10 @@ class Online(nn.Module):
         c = self.backbone.channels
         self.projector = mlp(c, m["hidden"], m["dim"])
         self.predictor = mlp(m["dim"], m["hidden"], m["dim"])
-        self.refiner = Refiner(c, d["refiner_hidden"], cfg["image_size"])
+        if d["detector"] == "locate":
+            self.locator = Locator(c, side(cfg), d, cfg["image_size"])
+        else:
+            self.refiner = Refiner(c, d["refiner_hidden"], cfg["image_size"])
         self.reconstructor = Reconstructor(c, side(cfg), d["transformer"])
         self.mci = nn.Module()
         self.mci.p_m = head(c, cfg["mci"]["hidden"], cfg["mci"]["dim"])
@@ -220,14 +284,32 @@ def losses(online, target, cfg, p, p1, p2, p_1, noise, apply):
     f_p = online.backbone(p)
     m = cfg["mfrr"]
     anchor = p_1.detach()
-    pts, l_d, steps = anchor, torch.zeros(()), sigmas(m["k"], m["sigma_max"])
-    for j, sigma in enumerate(steps):  # eq. 3
-        prev = pts.detach()
-        jittered = prev + noise[j] * sigma
-        pts = jittered + online.refiner(f_p, jittered)
-        l_d = l_d + F.mse_loss(pts, prev if m["cascade_target"] == "previous" else anchor)
-    if m["ld_scale"] == "jitter":  # scale-free: mean over steps, over sigma_max^2
-        l_d = l_d / (len(steps) * m["sigma_max"] ** 2)
+    p_2 = None
+    if m["detector"] == "locate":  # eq. 3, the detector locates from F_p
+        p_2 = online.locator.locate(f_p)
+        locating, pts, refining = F.mse_loss(p_2, anchor), p_2, []
+        for step in range(3, m["k"] + 1):
+            prev = pts.detach()
+            pts = prev + online.locator.offsets(f_p, prev, step)
+            refining.append(F.mse_loss(pts, anchor if m["cascade_target"] == "landmarks" else prev))
+        total_refining = torch.zeros(())
+        for t in refining:
+            total_refining = total_refining + t
+        if m["ld_scale"] == "pixel_sum":
+            l_d = locating + total_refining
+        else:  # "unit": locating term + mean refinement term, over loc_unit^2
+            mean_refining = total_refining / len(refining) if refining else total_refining
+            l_d = (locating + mean_refining) / m["loc_unit"] ** 2
+        p_2 = p_2.detach()
+    else:  # the earlier reading: a denoising cascade
+        pts, l_d, steps = anchor, torch.zeros(()), sigmas(m["k"], m["sigma_max"])
+        for j, sigma in enumerate(steps):
+            prev = pts.detach()
+            jittered = prev + noise[j] * sigma
+            pts = jittered + online.refiner(f_p, jittered)
+            l_d = l_d + F.mse_loss(pts, prev if m["cascade_target"] == "previous" else anchor)
+        if m["ld_scale"] == "jitter":  # scale-free: mean over steps, over sigma_max^2
+            l_d = l_d / (len(steps) * m["sigma_max"] ** 2)
     p_k = pts.detach()
     centres = p_k if m["mask_at"] == "refined" else anchor
     mask = landmark_mask(centres, apply, cfg["image_size"], side(cfg), m["r"])
@@ -237,7 +319,10 @@ def losses(online, target, cfg, p, p1, p2, p_1, noise, apply):
     c_mac, c_mic = online.mci.p_m(pool(f_mac)), online.mci.p_r(pool(f_mic))
     l_c = F.kl_div(F.log_softmax(c_mac, -1), F.log_softmax(c_mic, -1), reduction="batchmean", log_target=True)
     total = l_s + l_d + l_r + cfg["mci"]["alpha"] * l_c
-    return dict(l_s=l_s, l_d=l_d, l_r=l_r, l_c=l_c, total=total, refined=p_k, mask=mask, f_p=f_p)
+    out = dict(l_s=l_s, l_d=l_d, l_r=l_r, l_c=l_c, total=total, refined=p_k, mask=mask, f_p=f_p)
+    if p_2 is not None:
+        out["located"] = p_2
+    return out
 
 
 def weights(module, prefix):
@@ -249,13 +334,17 @@ GRAD_NAMES = [
     "backbone.layer4.0.conv3.weight",
     "projector.0.weight",
     "predictor.3.bias",
-    "refiner.fc1.weight",
     "reconstructor.input_proj.weight",
     "reconstructor.transformer.decoder.layers.0.multihead_attn.in_proj_weight",
     "reconstructor.row_embed",
     "mci.p_m.0.weight",
     "mci.p_r.2.bias",
 ]
+DETECTOR_GRAD_NAMES = {
+    "locate": ["locator.global.conv.weight", "locator.global.fc.weight", "locator.refine.embed",
+               "locator.refine.fc1.weight", "locator.refine.fc2.bias"],
+    "denoise": ["refiner.fc1.weight"],
+}
 
 
 def tiny_reference(cfg):
@@ -288,10 +377,11 @@ def _tiny_reference(cfg):
 
     out = losses(online, target, cfg, p, p1, p2, p_1, noise, apply)
     out["total"].backward()
-    for name in GRAD_NAMES:
+    for name in GRAD_NAMES + DETECTOR_GRAD_NAMES[cfg["mfrr"]["detector"]]:
         tensors[f"grad.{name}"] = online.get_parameter(name).grad.detach().clone()
-    for key in ["l_s", "l_d", "l_r", "l_c", "total", "refined", "mask", "f_p"]:
-        tensors[f"out.{key}"] = out[key].detach().clone()
+    for key in ["l_s", "l_d", "l_r", "l_c", "total", "refined", "mask", "f_p", "located"]:
+        if key in out:
+            tensors[f"out.{key}"] = out[key].detach().clone()
     online.eval()
     with torch.no_grad():
         tensors["out.f_p_eval"] = online.backbone(p)  # running statistics after the three forwards
@@ -327,6 +417,8 @@ def main():
     save_file(to_numpy(tensors), os.path.join(args.out, "mcsfau_tiny.safetensors"), meta)
     variant, meta = tiny_reference(VARIANT)
     save_file(to_numpy(variant), os.path.join(args.out, "mcsfau_variant.safetensors"), meta)
+    denoise, meta = tiny_reference(DENOISE)
+    save_file(to_numpy(denoise), os.path.join(args.out, "mcsfau_denoise.safetensors"), meta)
     save_file(to_numpy(paper_masks()), os.path.join(args.out, "masks_paper.safetensors"))
     print(f"wrote {len(tensors)} tensors to {args.out}")
 

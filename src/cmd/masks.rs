@@ -27,7 +27,7 @@ pub struct Args {
     /// Crops in the figure.
     #[arg(long, default_value_t = 6, value_parser = super::num::count(1, 1000))]
     pub count: usize,
-    /// Seed of the cascade jitter.
+    /// Seed of the `denoise` detector's jitter (the default detector draws nothing).
     #[arg(long, default_value_t = 0)]
     pub seed: i64,
 }

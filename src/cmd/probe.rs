@@ -203,6 +203,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     println!("\nTest F1 (%) at 0.5:\n\n{}", report.f1_table());
     println!("{}\n", report.summary_line());
+    if let Some(d) = &report.detector {
+        println!("{}\n", d.line());
+    }
     println!("report: {} (+ probe.csv, probe.md, test_predictions.csv, {})", json.display(), report.head_file);
     Ok(ExitCode::SUCCESS)
 }

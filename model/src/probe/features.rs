@@ -262,6 +262,21 @@ pub struct ExtractSpec<'a> {
     pub workers: usize,
 }
 
+/// A loader over the split's rows of `set`, in shard order (no shuffling,
+/// no row dropped).
+pub fn split_loader(set: ShardSet, spec: &ExtractSpec, device: Device) -> Result<Loader> {
+    let cfg = LoaderConfig {
+        batch_size: spec.batch_size.max(1),
+        workers: spec.workers,
+        prefetch: 2,
+        shuffle: false,
+        shuffle_buffer: 0,
+        drop_last: false,
+        seed: 0,
+    };
+    Ok(Loader::new(set, cfg, device)?.with_filter(spec.ids.clone()))
+}
+
 /// Runs the backbone over every row of the split (shard order).
 pub fn extract(
     backbone: &Backbone,
@@ -283,16 +298,7 @@ pub fn extract_source(
 ) -> Result<SplitFeatures> {
     let set = ShardSet::open(spec.shard_paths)?;
     let labels = read_labels(&set, spec.ids, spec.au_numbers)?;
-    let cfg = LoaderConfig {
-        batch_size: spec.batch_size.max(1),
-        workers: spec.workers,
-        prefetch: 2,
-        shuffle: false,
-        shuffle_buffer: 0,
-        drop_last: false,
-        seed: 0,
-    };
-    let loader = Loader::new(set, cfg, device)?.with_filter(spec.ids.clone());
+    let loader = split_loader(set, spec, device)?;
     progress.start(&format!("features {}", spec.split), labels.len() as u64);
     let (mut ids, mut feats, mut ys) = (Vec::new(), Vec::new(), Vec::new());
     for batch in loader.epoch(0) {

@@ -125,6 +125,9 @@ impl ProbeReport {
             self.features, self.checkpoint.path, self.checkpoint.step, &self.checkpoint.sha256
         );
         let _ = writeln!(s, "- manifest: `{}`; device: {}", self.manifest, self.device);
+        if let Some(d) = &self.detector {
+            let _ = writeln!(s, "- {}", d.line());
+        }
         for sp in &self.splits {
             let _ = writeln!(
                 s,

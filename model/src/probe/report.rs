@@ -191,6 +191,10 @@ pub struct ProbeReport {
     /// The 95 % bootstrap interval over test subjects.
     #[serde(default)]
     pub bootstrap: Option<Bootstrap>,
+    /// The checkpoint's landmark detector on the test frames (MFRR's
+    /// `locate` detector; absent for references and other checkpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detector: Option<super::geometry::DetectorError>,
     /// The per-frame outputs (written as CSV, not in the JSON).
     #[serde(skip)]
     pub predictions: Option<Predictions>,
@@ -247,6 +251,7 @@ impl ProbeReport {
             features: backbone_name(),
             seeds: Vec::new(),
             bootstrap: None,
+            detector: None,
             predictions: None,
             paper,
             head_file: HEAD_FILE.into(),

@@ -13,11 +13,18 @@
 //!   term drives the representation.
 //! * `drift_px`: the mean distance ||p_k - p_1|| in pixels between the
 //!   refined points and the cached landmarks (where the masks sit).
+//! * `loc_rms_px` (the `locate` detector): the root-mean-square distance
+//!   `sqrt(mean ||p_2 - p_1||^2)` over the batch's points, in the model's
+//!   image pixels: how well the detector finds the landmarks from F_p.
+//! * `loc_template_rms_px`: the same distance for the alignment template
+//!   (`sqrt(mean ||T - p_1||^2)`), the floor that "predicting nothing"
+//!   scores. A detector that learns falls below it.
 //! * `mask_fraction`: the fraction of feature-map cells masked in the batch.
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use crate::locator;
 use crate::mcsfau::{Batch, Losses, McSfau};
 
 /// The gradient norm each term of eq. 7 sends into the backbone.
@@ -36,12 +43,20 @@ pub struct TermGradients {
 /// One step's diagnostics (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Diagnostics {
-    /// Spread of the normalised projections x sqrt(D): ~1 healthy, -> 0 collapse.
-    pub proj_std: f64,
+    /// Spread of the normalised projections x sqrt(D): ~1 healthy, -> 0
+    /// collapse (MFDC on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proj_std: Option<f64>,
     /// Backbone gradient norm per term.
     pub grad_norm: TermGradients,
     /// Mean ||p_k - p_1|| in pixels (MFRR on).
     pub drift_px: Option<f64>,
+    /// RMS ||p_2 - p_1|| in pixels (the `locate` detector).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loc_rms_px: Option<f64>,
+    /// RMS ||T - p_1|| in pixels, the template's floor (the `locate` detector).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loc_template_rms_px: Option<f64>,
     /// Fraction of feature cells masked in the batch (MFRR on).
     pub mask_fraction: Option<f64>,
 }
@@ -99,7 +114,19 @@ pub fn diagnose(model: &McSfau, batch: &Batch, losses: &Losses) -> Diagnostics {
         d.square().sum_dim_intlist(-1, false, Kind::Double).sqrt().mean(Kind::Double).double_value(&[])
     });
     let mask_fraction = losses.mask.as_ref().map(|m| m.to_kind(Kind::Double).mean(Kind::Double).double_value(&[]));
-    Diagnostics { proj_std: projection_spread(&losses.projection), grad_norm, drift_px, mask_fraction }
+    let loc_rms_px = losses.located.as_ref().map(|p2| locator::rms_distance(p2, batch.landmarks));
+    let loc_template_rms_px = losses.located.as_ref().map(|_| {
+        let t = locator::template(model.config().image_size, batch.landmarks.device()).unsqueeze(0);
+        locator::rms_distance(&t, batch.landmarks)
+    });
+    Diagnostics {
+        proj_std: losses.projection.as_ref().map(projection_spread),
+        grad_norm,
+        drift_px,
+        loc_rms_px,
+        loc_template_rms_px,
+        mask_fraction,
+    }
 }
 
 #[cfg(test)]

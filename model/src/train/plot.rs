@@ -1,7 +1,8 @@
 //! `RUN/losses.png`: one panel per term (L_s, L_d, L_r, L_c, L_total) and
 //! the learning rate, against the step, and a row of learning diagnostics
 //! (`train::diagnostics`: the projections' spread, log10 of each term's
-//! backbone gradient norm, the landmark drift), drawn with plotters' bitmap
+//! backbone gradient norm, the landmark detector against p_1: p_2 and the
+//! template as RMS distances, p_k as the mean drift), drawn with plotters' bitmap
 //! backend.
 //!
 //! Text needs a TrueType font (plotters' `ab_glyph` feature, as the audit
@@ -53,7 +54,7 @@ const PANELS: [(&str, &[Line]); 9] = [
     ("L_c", &[("L_c", |r| r.losses.l_c, RED)]),
     ("L_total", &[("L_total", |r| r.losses.total, RGBColor(0, 0, 0))]),
     ("lr", &[("lr", |r| r.lr, PURPLE)]),
-    ("projection spread x sqrt(D) (0 = collapse)", &[("spread", |r| diag(r, |d| Some(d.proj_std)), BLUE)]),
+    ("projection spread x sqrt(D) (0 = collapse)", &[("spread", |r| diag(r, |d| d.proj_std), BLUE)]),
     (
         "log10 backbone grad norm: L_s L_d L_r aL_c",
         &[
@@ -63,7 +64,14 @@ const PANELS: [(&str, &[Line]); 9] = [
             ("aL_c", |r| diag(r, |d| Some(d.grad_norm.l_c.log10())), RED),
         ],
     ),
-    ("mean |p_k - p_1| (px)", &[("drift", |r| diag(r, |d| d.drift_px), ORANGE)]),
+    (
+        "landmarks vs p_1 (px): p_2 RMS, template RMS, p_k mean",
+        &[
+            ("p_2", |r| diag(r, |d| d.loc_rms_px), GREEN),
+            ("template", |r| diag(r, |d| d.loc_template_rms_px), RGBColor(0, 0, 0)),
+            ("p_k", |r| diag(r, |d| d.drift_px), ORANGE),
+        ],
+    ),
 ];
 
 /// Draws the curves of `records` to `path` (PNG, 1200x1200).
