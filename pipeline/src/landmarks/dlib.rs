@@ -115,6 +115,10 @@ impl LandmarkBackend for DlibBackend {
         self.detector.detect_all(frames)
     }
 
+    fn find_faces_upsampled(&mut self, frames: &[FrameRef<'_>], upsample: u32) -> Result<Vec<Vec<DetectedFace>>> {
+        self.detector.detect_all_upsampled(frames, upsample)
+    }
+
     fn points_in_boxes(&mut self, frames: &[FrameRef<'_>], boxes: &[[f32; 4]]) -> Result<Vec<Face68>> {
         self.landmarks_in_boxes(frames, boxes)
     }

@@ -98,6 +98,13 @@ pub trait LandmarkBackend: Send {
             frames.len()
         )))
     }
+    /// [`LandmarkBackend::find_faces`] on the frames doubled `upsample`
+    /// times (smaller faces, ~4x the cost per doubling), boxes in the
+    /// frames' own pixels. Backends that cannot upsample find none.
+    fn find_faces_upsampled(&mut self, frames: &[FrameRef<'_>], upsample: u32) -> Result<Vec<Vec<DetectedFace>>> {
+        let _ = upsample;
+        Ok(vec![Vec::new(); frames.len()])
+    }
     /// Landmarks for caller-given face boxes (detector convention), one per frame.
     fn points_in_boxes(&mut self, frames: &[FrameRef<'_>], boxes: &[[f32; 4]]) -> Result<Vec<Face68>> {
         Err(crate::error::PipelineError::Config(format!(

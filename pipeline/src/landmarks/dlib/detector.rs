@@ -90,7 +90,21 @@ impl HogDetector {
     /// All faces in `frame` (`index` names the frame in errors), best score
     /// first.
     pub fn detect(&mut self, frame: &FrameRef<'_>, index: usize) -> Result<Vec<DetectedFace>> {
+        self.detect_upsampled(frame, index, self.cfg.upsample)
+    }
+
+    /// [`HogDetector::detect`] with the frame doubled `upsample` times
+    /// (at most [`MAX_UPSAMPLE`]) instead of the configured number; boxes
+    /// in the frame's own pixels.
+    pub fn detect_upsampled(&mut self, frame: &FrameRef<'_>, index: usize, upsample: u32) -> Result<Vec<DetectedFace>> {
         check_frame("dlib", frame, index)?;
+        if upsample > MAX_UPSAMPLE {
+            return Err(PipelineError::Landmarks {
+                backend: "dlib",
+                frame: index,
+                message: format!("upsample = {upsample} (at most {MAX_UPSAMPLE} doublings)"),
+            });
+        }
         let mut capacity = 16usize;
         loop {
             let mut boxes = vec![0i64; 4 * capacity];
@@ -105,7 +119,7 @@ impl HogDetector {
                     frame.rgb.as_ptr(),
                     i64::from(frame.width),
                     i64::from(frame.height),
-                    self.cfg.upsample,
+                    upsample,
                     self.cfg.adjust_threshold,
                     boxes.as_mut_ptr(),
                     scores.as_mut_ptr(),
@@ -172,6 +186,12 @@ impl FaceDetector {
     /// Every face of each frame, with the detector's scores.
     pub fn detect_all(&self, frames: &[FrameRef<'_>]) -> Result<Vec<Vec<DetectedFace>>> {
         self.map_frames(frames, |det, frame, i| det.detect(frame, i))
+    }
+
+    /// Every face of each frame doubled `upsample` times (boxes in the
+    /// frame's own pixels).
+    pub fn detect_all_upsampled(&self, frames: &[FrameRef<'_>], upsample: u32) -> Result<Vec<Vec<DetectedFace>>> {
+        self.map_frames(frames, |det, frame, i| det.detect_upsampled(frame, i, upsample))
     }
 
     /// Runs `f` on every frame in parallel with a pooled detector.
