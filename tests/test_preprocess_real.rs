@@ -60,7 +60,7 @@ fn dlib_finds_and_aligns_real_faces() {
     // How faces were found, per clip and for the part.
     let faces = std::fs::read_to_string(out.join("faces-p0000of0001.csv")).unwrap();
     let lines: Vec<&str> = faces.lines().collect();
-    assert_eq!(lines[0], "file,frames,detected,followed,no_face,no_face_rate");
+    assert_eq!(lines[0], "file,frames,detected,followed,no_face,no_face_rate,refused,cuts");
     let row = |id: &str| lines.iter().find(|l| l.contains(id)).unwrap_or_else(|| panic!("{faces}")).to_string();
     let nf: Vec<String> = row("id90002").split(',').map(String::from).collect();
     assert_eq!(

@@ -10,6 +10,7 @@ use crate::error::{PipelineError, Result};
 use crate::landmarks::{to49, FrameRef, LandmarkBackend};
 use crate::preprocess::align;
 use crate::preprocess::decode::{decode_video, DecodeStats, Select};
+use crate::preprocess::track::{FaceCounts, Found, TrackConfig, Tracker};
 use crate::progress::Progress;
 
 mod table;
@@ -45,28 +46,53 @@ pub struct AlignedFace {
     pub points68: crate::landmarks::Points68,
 }
 
+/// How [`faces_in_video`] runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectOptions {
+    /// Side of the aligned crop, pixels.
+    pub size: u32,
+    /// Frames per batch handed to the landmarks and to the sink.
+    pub batch: usize,
+    /// Doublings of a frame for the second whole-frame search when the
+    /// first finds no face ([`TrackConfig::upsample`]).
+    pub upsample: u32,
+}
+
+impl Default for DetectOptions {
+    fn default() -> Self {
+        Self { size: 256, batch: 16, upsample: crate::preprocess::track::DEFAULT_UPSAMPLE }
+    }
+}
+
+/// The tracker's settings in `detect`: every frame of a video is read, so
+/// the detector runs every 200 ms and the face is followed in between (its
+/// pixels and landmarks must hold, or it is detected again; never across a
+/// shot cut).
+pub fn track_config(upsample: u32) -> TrackConfig {
+    TrackConfig { redetect_ms: 200, upsample, ..Default::default() }
+}
+
 /// Decodes every frame of `video` (upright), finds a face with `backend`
-/// (followed from frame to frame, `preprocess::track`),
-/// aligns it into a `size` crop and hands batches of up to `batch` frames
-/// to `sink`, in frame order. Frames without a face are passed on with
-/// `face: None`, never dropped.
+/// (followed from frame to frame, `preprocess::track`), aligns it into a
+/// `opts.size` crop and hands batches of up to `opts.batch` frames to
+/// `sink`, in frame order. Frames without a face are passed on with `face:
+/// None`, never dropped. `report` gets the stages' times and how the faces
+/// were found.
 pub fn faces_in_video(
     video: &Path,
     backend: &mut dyn LandmarkBackend,
-    size: u32,
-    batch: usize,
+    opts: &DetectOptions,
     progress: &dyn Progress,
-    times: &mut StageSeconds,
+    report: &mut VideoReport,
     mut sink: impl FnMut(Vec<FrameFace>) -> Result<()>,
 ) -> Result<DecodeStats> {
     use rayon::prelude::*;
     use std::time::Instant;
     // The header's frame count (MP4, AVI) gives the bar its length and ETA.
     progress.start("frames", crate::video::announced(video).unwrap_or(0));
-    // Every frame of a video: the detector runs every 200 ms, the face is
-    // followed in between (its landmarks must hold, or it is re-detected).
-    let cfg = crate::preprocess::track::TrackConfig { redetect_ms: 200, ..Default::default() };
-    let mut tracker = crate::preprocess::track::Tracker::new(cfg);
+    let mut tracker = Tracker::new(track_config(opts.upsample));
+    let mut faces = FaceCounts::default();
+    let (size, batch) = (opts.size, opts.batch);
     let started = Instant::now();
     let (mut landmarks, mut aligning, mut consumer) = (0f64, 0f64, 0f64);
     let result = decode_video(video, &Select::Fps(0.0), batch.max(1), |frames| {
@@ -78,9 +104,13 @@ pub fn faces_in_video(
         // scans the whole frame only when the track is lost.
         let found: Vec<Option<crate::landmarks::Face68>> = if backend.has_detector() {
             let times: Vec<i64> = frames.iter().map(|f| f.timestamp_ms).collect();
-            tracker.faces(backend, &refs, &times)?.into_iter().map(|t| t.face).collect()
+            let tracked = tracker.faces(backend, &refs, &times)?;
+            tracked.iter().for_each(|t| faces.add_frame(t));
+            tracked.into_iter().map(|t| t.face).collect()
         } else {
-            backend.detect(&refs)?
+            let found = backend.detect(&refs)?;
+            found.iter().for_each(|f| faces.add(if f.is_some() { Found::Detected } else { Found::None }));
+            found
         };
         if found.len() != frames.len() {
             return Err(PipelineError::Config(format!(
@@ -118,14 +148,21 @@ pub fn faces_in_video(
         r
     });
     let total = started.elapsed().as_secs_f64();
-    *times = StageSeconds {
-        decode: (total - landmarks - aligning - consumer).max(0.0),
-        landmarks,
-        align: aligning,
-        consumer,
+    *report = VideoReport {
+        seconds: StageSeconds { decode: (total - landmarks - aligning - consumer).max(0.0), landmarks, align: aligning, consumer },
+        faces,
     };
     progress.finish();
     result
+}
+
+/// What [`faces_in_video`] reports besides the frames.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct VideoReport {
+    /// Wall seconds of each stage.
+    pub seconds: StageSeconds,
+    /// How the faces were found: detected, followed, none, follows refused, cuts.
+    pub faces: FaceCounts,
 }
 
 /// Wall seconds of each stage of [`faces_in_video`].

@@ -64,6 +64,10 @@ pub struct PreprocessConfig {
     /// Weights and activations of the FAN network.
     #[serde(default)]
     pub landmark_precision: crate::landmarks::fan::Precision,
+    /// Doublings of a frame for the second whole-frame face search when the
+    /// first finds none (`--upsample`; 0 in records of older runs, which had none).
+    #[serde(default)]
+    pub upsample: u32,
     /// Clips per work unit (one shard file and one completion record each).
     pub clips_per_unit: usize,
     /// This run's part of the clips.
@@ -87,6 +91,7 @@ impl PreprocessConfig {
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             batch_size: 64,
             landmark_precision: crate::landmarks::fan::Precision::F32,
+            upsample: track::DEFAULT_UPSAMPLE,
             clips_per_unit: if dataset == Dataset::Voxceleb2 { 64 } else { 1 },
             partition: Partition::default(),
         }

@@ -70,6 +70,11 @@ pub fn count64(lo: u64, hi: u64) -> RangedU64ValueParser<u64> {
     RangedU64ValueParser::<u64>::new().range(lo..=hi)
 }
 
+/// Doublings of a frame for the second face search (`--upsample`), 0 to dlib's maximum.
+pub fn upsample() -> RangedU64ValueParser<u32> {
+    RangedU64ValueParser::<u32>::new().range(0..=u64::from(pipeline::landmarks::dlib::MAX_UPSAMPLE))
+}
+
 /// A crop side in pixels, [`CROP_SIZES`] (as u32).
 pub fn crop_size() -> RangedU64ValueParser<u32> {
     RangedU64ValueParser::<u32>::new().range(CROP_SIZES)

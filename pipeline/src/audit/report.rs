@@ -113,15 +113,20 @@ pub fn markdown(r: &AuditReport, plots: &[String], plot_error: Option<&str>) -> 
     );
     if let Some(f) = &r.faces {
         let _ = writeln!(md, "\n## Faces found by preprocess\n");
-        let _ = writeln!(md, "| clips | frames | detected | followed | no face | no-face rate | clips with no face |");
-        let _ = writeln!(md, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {:.2} % | {} |",
+            "| clips | frames | detected | followed | follows refused | shot cuts | no face | no-face rate | clips with no face |"
+        );
+        let _ = writeln!(md, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2} % | {} |",
             f.clips,
             f.frames,
             f.detected,
             f.followed,
+            f.refused,
+            f.cuts,
             f.no_face,
             100.0 * f.no_face_rate,
             f.clips_without_face

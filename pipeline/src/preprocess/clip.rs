@@ -16,7 +16,7 @@ use super::decode::{decode_jpeg, decode_video, Select};
 use super::labels::{read_bp4d, read_disfa};
 use super::report::Failure;
 use super::sources::{bp4d_frames, bp4d_label_path, Clip, ClipKind, Dataset};
-use super::track::{FaceCounts, Found as TrackFound, TrackConfig, Tracked, Tracker};
+use super::track::{FaceCounts, TrackConfig, Tracked, Tracker};
 use super::Context;
 use crate::error::{PipelineError, Result};
 use crate::landmarks::given::read_sidecar;
@@ -105,7 +105,7 @@ pub fn process_clip(
         None
     };
     let mut rows = 0u64;
-    let mut tracker = Tracker::new(TrackConfig::default());
+    let mut tracker = Tracker::new(TrackConfig { upsample: ctx.config.upsample, ..Default::default() });
     let mut handle = |frames: Vec<RgbFrame>, failures: &mut Vec<Failure>| -> Result<()> {
         let found =
             Found { labels: labels.as_ref(), given: given.as_ref(), tracker: &mut tracker, counts: &mut *counts };
@@ -261,14 +261,7 @@ fn find_faces(
     if backend.has_detector() {
         return tracker.faces(backend, refs, times);
     }
-    Ok(backend
-        .detect(refs)?
-        .into_iter()
-        .map(|face| {
-            let found = if face.is_some() { TrackFound::Detected } else { TrackFound::None };
-            Tracked { face, detector_score: f32::NAN, found }
-        })
-        .collect())
+    Ok(backend.detect(refs)?.into_iter().map(Tracked::given).collect())
 }
 
 fn frames_to_rows(
@@ -310,7 +303,7 @@ fn frames_to_rows(
     ctx.timers.add(stage::LANDMARKS, refs.len() as u64, t);
     let faces = match faces {
         Ok(f) if f.len() == kept.len() => {
-            f.iter().for_each(|t| counts.add(t.found));
+            f.iter().for_each(|t| counts.add_frame(t));
             f
         }
         Ok(f) => {

@@ -33,6 +33,10 @@ pub struct RunConfig {
     pub jpeg_quality: u8,
     /// Number of parts the clips are split into (`--shard-count`).
     pub parts: usize,
+    /// Doublings of the second face search (`--upsample`; records of older
+    /// runs have none: they searched once).
+    #[serde(default)]
+    pub upsample: u32,
 }
 
 impl RunConfig {
@@ -46,6 +50,7 @@ impl RunConfig {
             crop_size: config.crop_size,
             jpeg_quality: config.jpeg_quality,
             parts: config.partition.count,
+            upsample: config.upsample,
         }
     }
 
@@ -63,6 +68,7 @@ impl RunConfig {
         cmp("--crop-size", self.crop_size.to_string(), now.crop_size.to_string());
         cmp("--jpeg-quality", self.jpeg_quality.to_string(), now.jpeg_quality.to_string());
         cmp("--shard-count", self.parts.to_string(), now.parts.to_string());
+        cmp("--upsample", self.upsample.to_string(), now.upsample.to_string());
         d
     }
 }

