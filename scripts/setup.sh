@@ -22,7 +22,7 @@ TORCHVISION_VERSION=0.26.0
 PY_PACKAGES=(
   "numpy>=2,<3" "safetensors==0.7.0" "pyarrow>=18" "pandas>=2.2"
   "scikit-learn>=1.5" "scipy>=1.13" "pillow>=10" "duckdb==1.4.2" "face-alignment==1.5.0" "packaging>=24"
-  "rust-just==1.59.0"
+  "rust-just==1.59.0" "scikit-image==0.26.0"
 )
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -195,3 +195,46 @@ print(json.dumps({"rows": len(fex), "au_columns": list(aus.columns), "landmarks"
     assert!((v["au12_mean"].as_f64().unwrap() - v["ours_au12_mean"].as_f64().unwrap()).abs() < 1e-9, "{v}");
     assert_eq!(v["au05_all_missing"], true, "BP4D's probe does not predict AU5: empty, not 0");
 }
+
+#[test]
+fn detect_never_follows_a_face_across_a_shot_cut() {
+    // Issue 23: detect follows the face between detector runs (every
+    // 200 ms); before, the first person's box was carried onto the frames
+    // after a cut. The clip is made from two photographs (support::cut_clip).
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    checkpoint_and_probe(d);
+    let video = cut_clip(d);
+    let o = mcsfau()
+        .current_dir(d)
+        .arg("detect")
+        .arg(&video)
+        .args([
+            "--checkpoint",
+            "ckpt.safetensors",
+            "--probe",
+            "probe",
+            "--out",
+            "cut.csv",
+            "--device",
+            "cpu",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{log}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(log.contains("follows refused, 1 shot cuts"), "{log}");
+    let (_, rows) = read_csv(&d.join("cut.csv"));
+    assert_eq!(rows.len(), 200);
+    let face_box = |r: &Vec<String>| -> [f32; 4] { std::array::from_fn(|k| r[5 + k].parse().unwrap()) };
+    // `frame` is 1-based: the last frame of the first shot is row CUT_AT - 1.
+    let old_box = face_box(&rows[CUT_AT as usize - 1]);
+    for r in &rows[CUT_AT as usize..CUT_AT as usize + 25] {
+        assert_eq!(r[4], "1", "frame {}: a face", r[0]);
+        let b = face_box(r);
+        let overlap = pipeline::preprocess::track::iou(b, old_box);
+        assert!(overlap < 0.3, "frame {}: box {b:?} is the first face's {old_box:?}", r[0]);
+        assert!(b[0] + b[2] < 224.0, "frame {}: the second face is in the left half: {b:?}", r[0]);
+    }
+}

