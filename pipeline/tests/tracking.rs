@@ -324,4 +324,15 @@ fn a_small_face_is_found_by_the_upsampled_search_and_then_tracked_at_that_scale(
     assert_eq!(backend.upsampled, 3, "the whole first frame, then the region, upsampled");
     let (out, _) = track(&frames, &[0, 1000, 2000], TrackConfig { upsample: 0, ..geometry() });
     assert!(out.iter().all(|t| t.found == Found::None), "without upsampling it is never found");
+    // Frames without a face, every 40 ms (detect): the costly upsampled search
+    // runs once per follow_ms (1 s), and again right after a shot cut.
+    let empty = || painted([0; 3], &[]);
+    let mut frames: Vec<Vec<u8>> = (0..30).map(|_| empty()).collect();
+    frames.extend((0..5).map(|_| painted([0, 0, 160], &[])));
+    let times: Vec<i64> = (0..35).map(|k| 40 * k).collect();
+    let (out, backend) = track(&frames, &times, TrackConfig { redetect_ms: 200, ..TrackConfig::default() });
+    assert!(out.iter().all(|t| t.found == Found::None));
+    assert_eq!(out.iter().filter(|t| t.cut).count(), 1);
+    assert_eq!(backend.full_scans, 35, "the whole frame at its own scale: every frame");
+    assert_eq!(backend.upsampled, 3, "upsampled: at 0 ms, 1000 ms and the cut at 1200 ms");
 }

@@ -73,7 +73,9 @@ pub struct TrackConfig {
     /// refused. -1: no check.
     pub min_agreement: f32,
     /// Doublings of the frame for a second whole-frame search when the
-    /// first finds nothing (0: none; each costs ~4x the first search).
+    /// first finds nothing (0: none; each costs ~4x the first search). On
+    /// frames without a face it runs at most once per `follow_ms`, and
+    /// right after a cut.
     pub upsample: u32,
 }
 
@@ -220,6 +222,9 @@ pub struct Tracker {
     calibration: Option<Calibration>,
     /// The previous frame's histogram (cut detection).
     previous: Option<Histogram>,
+    /// When an upsampled whole-frame search last found nothing (none since
+    /// the last face or cut).
+    no_small_face_ms: Option<i64>,
 }
 
 enum Plan {
@@ -331,7 +336,7 @@ impl Tracker {
         tracing::trace!(t, ?distance, "colour change from the previous frame");
         let cut = distance.is_some_and(|d| d >= self.cfg.cut_distance);
         if cut {
-            self.track = None;
+            (self.track, self.no_small_face_ms) = (None, None);
         }
         let planned = |plan, refused| Ok(Planned { plan, refused, cut });
         let Some(track) = self.track.clone() else {
@@ -371,6 +376,7 @@ impl Tracker {
     /// Starts or continues the track with a detected face.
     fn begin(&mut self, frame: &FrameRef<'_>, f: DetectedFace, t: i64, upsample: u32) -> Plan {
         let reference = Patch::of(frame, f.face_box);
+        self.no_small_face_ms = None;
         self.track = Some(Track { face_box: f.face_box, last_detected_ms: t, reference, upsample });
         Plan::Detected(f.face_box, f.score as f32)
     }
@@ -389,10 +395,15 @@ impl Tracker {
             Some(f) => f,
             None => backend.find_faces(std::slice::from_ref(frame))?.pop().unwrap_or_default(),
         };
+        // The upsampled search costs ~4x the first: on a stretch of frames
+        // without a face it runs once per `follow_ms` (every sampled frame at
+        // 1 fps, once a second in `detect`), and again right after a cut.
         let mut level = 0;
-        if faces.is_empty() && self.cfg.upsample > 0 {
+        let due = self.no_small_face_ms.is_none_or(|last| t - last >= self.cfg.follow_ms);
+        if faces.is_empty() && self.cfg.upsample > 0 && due {
             level = self.cfg.upsample;
             faces = backend.find_faces_upsampled(std::slice::from_ref(frame), level)?.pop().unwrap_or_default();
+            self.no_small_face_ms = faces.is_empty().then_some(t);
         }
         match crate::landmarks::dlib::largest(&faces) {
             Some(f) => Ok(self.begin(frame, f, t, level)),
