@@ -66,7 +66,7 @@ pub struct Args {
     /// Crop side in pixels.
     #[arg(long, default_value_t = 256, value_parser = super::num::crop_size())]
     pub crop_size: u32,
-    /// dlib/fan: when a whole-frame search finds no face, search again with the frame doubled N times (0: never). 1 finds faces from ~30 px wide (55 px without) and costs ~4x a search on those frames.
+    /// dlib/fan: when a whole-frame search finds no face, search again with the frame doubled N times (0: never, at most 3). 1 finds faces from ~30 px wide (~55 px without); such a search costs ~4x a search and, on frames without a face, runs at most once a second.
     #[arg(long, default_value_t = pipeline::preprocess::track::DEFAULT_UPSAMPLE, value_parser = super::num::upsample())]
     pub upsample: u32,
     /// JPEG quality of the crops (1-100).
