@@ -44,7 +44,7 @@ pub struct Args {
     #[arg(long, default_value_t = 256, value_parser = super::num::crop_size())]
     pub crop_size: u32,
     /// When a whole-frame search finds no face, search again with the frame doubled N times (0: never, at most 3). 1 finds faces from ~30 px wide (~55 px without); such a search costs ~4x a search and, on frames without a face, runs at most once a second.
-    #[arg(long, default_value_t = pipeline::preprocess::track::DEFAULT_UPSAMPLE, value_parser = super::num::upsample())]
+    #[arg(long, default_value_t = pipeline::preprocess::track::DEFAULT_UPSAMPLE, value_parser = super::num::count32(0, pipeline::landmarks::dlib::MAX_UPSAMPLE as u64))]
     pub upsample: u32,
     /// Frames per landmark/backbone batch.
     #[arg(long = "batch-size", visible_alias = "batch", default_value_t = 16, value_parser = super::num::count(1, 4096))]

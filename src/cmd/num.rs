@@ -70,9 +70,11 @@ pub fn count64(lo: u64, hi: u64) -> RangedU64ValueParser<u64> {
     RangedU64ValueParser::<u64>::new().range(lo..=hi)
 }
 
-/// Doublings of a frame for the second face search (`--upsample`), 0 to dlib's maximum.
-pub fn upsample() -> RangedU64ValueParser<u32> {
-    RangedU64ValueParser::<u32>::new().range(0..=u64::from(pipeline::landmarks::dlib::MAX_UPSAMPLE))
+/// A count in `lo..=hi` (as u32), e.g. `--upsample`'s doublings of a
+/// frame, 0 to dlib's maximum. (This file is also compiled into
+/// `mcsfau-train`, which does not link the pipeline: callers pass the bound.)
+pub fn count32(lo: u64, hi: u64) -> RangedU64ValueParser<u32> {
+    RangedU64ValueParser::<u32>::new().range(lo..=hi)
 }
 
 /// A crop side in pixels, [`CROP_SIZES`] (as u32).

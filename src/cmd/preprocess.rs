@@ -67,7 +67,7 @@ pub struct Args {
     #[arg(long, default_value_t = 256, value_parser = super::num::crop_size())]
     pub crop_size: u32,
     /// dlib/fan: when a whole-frame search finds no face, search again with the frame doubled N times (0: never, at most 3). 1 finds faces from ~30 px wide (~55 px without); such a search costs ~4x a search and, on frames without a face, runs at most once a second.
-    #[arg(long, default_value_t = pipeline::preprocess::track::DEFAULT_UPSAMPLE, value_parser = super::num::upsample())]
+    #[arg(long, default_value_t = pipeline::preprocess::track::DEFAULT_UPSAMPLE, value_parser = super::num::count32(0, pipeline::landmarks::dlib::MAX_UPSAMPLE as u64))]
     pub upsample: u32,
     /// JPEG quality of the crops (1-100).
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
