@@ -8,7 +8,8 @@
 #       (measured: 28 MiB of shards, 2 min 16 s on 2 cores; the binary is ~14 MiB).
 #   scripts/gpu-bench-ablation.sh run DIR       # on the GPU machine, with
 #       target/gpu/mcsfau-train (scripts/build-gpu-bundle.sh): references,
-#       random init (settled), MFDC, MFDC+MFRR, full MC-SFAU, supervised,
+#       random init (settled), MFDC, the locating head only (MFRR's landmark
+#       detector alone), MFDC+MFRR, full MC-SFAU, supervised,
 #       each probed with 3 head seeds, val AP, balanced positives, bootstrap.
 #   .venv/bin/python scripts/bench_ablation.py --from-dir DIR   # back on the
 #       CPU machine: the same tables as `just bench-ablation`.
@@ -65,9 +66,11 @@ probe pixels32 --features pixels32
 common=$(printf '[optim]\nlr = %s\n[data.loader]\nbatch_size = %s\n[output]\ndiagnostics_every = 25\ncheckpoint_every = 100000\n' "$LR" "$BATCH")
 printf '[optim]\nlr = 0.0\nmin_lr = 0.0\n[data.loader]\nbatch_size = %s\n[model.mfrr]\nenabled = false\n[output]\ndiagnostics_every = 25\n' "$BATCH" > random_init.toml
 printf '%s\n[model.mfrr]\nenabled = false\n' "$common" > MFDC_only.toml
+printf '%s\n[model.mfdc]\nenabled = false\n[model.mfrr]\nreconstruct = false\n[model.mci]\nenabled = false\n' "$common" \
+    > locating_only.toml
 printf '%s\n[model.mci]\nenabled = false\n' "$common" > MFDC_p_MFRR.toml
 printf '%s\n' "$common" > full_MC-SFAU.toml
-for tag in random_init MFDC_only MFDC_p_MFRR full_MC-SFAU; do
+for tag in random_init MFDC_only locating_only MFDC_p_MFRR full_MC-SFAU; do
   steps=$STEPS; [ "$tag" = random_init ] && steps=$SETTLE
   rm -rf "runs/$tag"
   t0=$SECONDS

@@ -435,7 +435,8 @@ impl ModelConfig {
         }
         if m.ld_scale == LdScale::Jitter && m.detector == Detector::Locate {
             return bad(
-                "mfrr.ld_scale = \"jitter\" is the denoise detector's; the locate detector takes \"unit\" or \"pixel_sum\""
+                "mfrr.ld_scale = \"jitter\" is the denoise detector's; the locate detector takes \"unit\" or \"pixel_sum\" \
+                 (a config or checkpoint written before the locate detector existed: add mfrr.detector = \"denoise\")"
                     .to_string(),
             );
         }

@@ -44,7 +44,10 @@ pub fn mask_figure(model: &McSfau, images: &Tensor, landmarks: &Tensor) -> Resul
     draws.apply_mask = Tensor::ones([b], (Kind::Bool, dev));
     let losses = tch::no_grad(|| model.losses(&Batch { p: &x, p1: &x, p2: &x, landmarks: &lm }, &draws, false))?;
     let (Some(refined), Some(cells)) = (losses.refined, losses.mask) else {
-        return Err(ModelError::InvalidConfig("MFRR is off in this checkpoint: no landmarks or masks to draw".into()));
+        return Err(ModelError::InvalidConfig(
+            "MFRR (or its masks and reconstruction) is off in this checkpoint: no detector points and masks to draw"
+                .into(),
+        ));
     };
     let img: Vec<u8> =
         Vec::<u8>::try_from(images.to_device(Device::Cpu).permute([0, 2, 3, 1]).contiguous().flatten(0, -1))?;

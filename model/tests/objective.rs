@@ -121,6 +121,42 @@ fn ablation_switches_remove_their_terms_and_modules() {
     assert_eq!(v[3], 0.0, "MCI off: L_c is 0");
     assert!(v[1] > 0.0 && v[2] > 0.0);
     assert!(!model.online().variables().keys().any(|n| n.starts_with("mci")));
+
+    // The locating head only: no L_s (no projection), no reconstruction; the
+    // detector alone trains the backbone.
+    let mut cfg = ModelConfig::tiny();
+    cfg.mfdc.enabled = false;
+    cfg.mfrr.reconstruct = false;
+    assert!(McSfau::new(&cfg, Device::Cpu).unwrap_err().to_string().contains("mci.enabled"), "MCI needs both");
+    cfg.mci.enabled = false;
+    let model = McSfau::new(&cfg, Device::Cpu).unwrap();
+    let l = model.losses(&batch(&x), &Draws::sample(&cfg, 2, Device::Cpu), true).unwrap();
+    let v = l.values();
+    assert_eq!((v[0], v[2], v[3]), (0.0, 0.0, 0.0), "only L_d: {v:?}");
+    assert!(v[1] > 0.0 && v[4] == v[1]);
+    assert!(l.projection.is_none() && l.mask.is_none() && l.located.is_some());
+    let names = model.online().variables();
+    assert!(!names.keys().any(|n| n.starts_with("reconstructor") || n.starts_with("mci")));
+    // The heads' output layers start at zero, so the first backward reaches
+    // them (and not yet the backbone); after one SGD step it reaches both.
+    let mut opt = tch::nn::Sgd::default().build(model.online(), 0.1).unwrap();
+    let grad_sum = |n: &str| {
+        let g = names[n].grad();
+        if g.defined() {
+            g.abs().sum(Kind::Float).double_value(&[])
+        } else {
+            0.0
+        }
+    };
+    opt.backward_step(&l.total);
+    assert!(grad_sum("locator.global.fc.weight") > 0.0);
+    let l = model.losses(&batch(&x), &Draws::sample(&cfg, 2, Device::Cpu), true).unwrap();
+    opt.zero_grad();
+    l.total.backward();
+    assert!(grad_sum("backbone.conv1.weight") > 0.0, "L_d reaches the backbone");
+    // Nothing left to train is refused.
+    cfg.mfrr.enabled = false;
+    assert!(McSfau::new(&cfg, Device::Cpu).unwrap_err().to_string().contains("no loss term"));
 }
 
 #[test]

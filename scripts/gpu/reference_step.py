@@ -4,7 +4,8 @@
 
 The model is scripts/reference/model_reference.py's (torchvision Bottleneck,
 nn.Transformer, eq. 3-7 exactly as model/src/mcsfau.rs orders them), built
-at the paper preset (ResNet-50, 256x256, k = 50, Transformer 512/8/6/6).
+at the paper preset (ResNet-50, 256x256, the locating landmark detector
+with k = 50, Transformer 512/8/6/6).
 A step: forward of eq. 7 on fresh random P, P1, P2 and landmarks (no loader,
 no augmentation: those are only in the Rust figure), backward,
 torch.optim.SGD(lr 1e-3, momentum 0.9, weight decay 5e-4), EMA (eq. 1).
@@ -37,10 +38,11 @@ import model_reference as ref  # noqa: E402
 PAPER = {
     "image_size": 256,
     "backbone": {"width": 64, "blocks": [3, 4, 6, 3], "output_stride": 32},
-    "mfdc": {"hidden": 4096, "dim": 256, "tau": 0.99},
+    "mfdc": {"enabled": True, "hidden": 4096, "dim": 256, "tau": 0.99},
     "mfrr": {
-        "enabled": True, "k": 50, "sigma_max": 4.0, "refiner_hidden": 256, "r": 40.0, "gamma": 0.6,
-        "mask_mode": "per_sample", "ld_scale": "jitter", "cascade_target": "previous", "mask_at": "refined",
+        "enabled": True, "reconstruct": True, "detector": "locate", "k": 50, "loc_unit": 8.0, "loc_channels": 64,
+        "loc_embed": 16, "sigma_max": 4.0, "refiner_hidden": 256, "r": 40.0, "gamma": 0.6,
+        "mask_mode": "per_sample", "ld_scale": "unit", "cascade_target": "landmarks", "mask_at": "refined",
         "transformer": {"d_model": 512, "heads": 8, "encoder_layers": 6, "decoder_layers": 6, "ff_dim": 2048,
                         "dropout": 0.1},
     },
@@ -80,10 +82,11 @@ def main():
     target.train()
     opt = torch.optim.SGD(online.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
     b, s, k = a.batch, cfg["image_size"], cfg["mfrr"]["k"]
+    template = ref.template(s).float().to(dev)
 
     def step():
         p, p1, p2 = (torch.randn(b, 3, s, s, device=dev) for _ in range(3))
-        p_1 = torch.rand(b, ref.N_LANDMARKS, 2, device=dev) * (s - 32) + 16
+        p_1 = template + 3.0 * torch.randn(b, ref.N_LANDMARKS, 2, device=dev)  # aligned faces
         noise = torch.randn(k - 1, b, ref.N_LANDMARKS, 2, device=dev)
         apply = torch.rand(b, device=dev) < cfg["mfrr"]["gamma"]
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.bf16 and cuda):

@@ -54,9 +54,10 @@ from torchvision.models.resnet import Bottleneck
 CONFIG = {
     "image_size": 64,
     "backbone": {"width": 4, "blocks": [1, 1, 1, 1], "output_stride": 32},
-    "mfdc": {"hidden": 64, "dim": 32, "tau": 0.99},
+    "mfdc": {"enabled": True, "hidden": 64, "dim": 32, "tau": 0.99},
     "mfrr": {
         "enabled": True,
+        "reconstruct": True,
         "detector": "locate",
         "k": 50,
         "loc_unit": 2.0,
