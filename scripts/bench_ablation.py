@@ -10,17 +10,24 @@ same linear probe on the same BP4D look-alike test frames:
     does not beat it has learned nothing useful);
   * random init, settled: the preset's backbone at its initialisation, its
     BatchNorm statistics settled by `--settle` steps at lr 0;
-  * MFDC only, MFDC + MFRR, full MC-SFAU: `--steps` pretraining steps each
-    (small preset: 128 px, 8x8 map, batch 32), same data, same seed;
+  * MFDC only, the locating head only (L_d alone: MFRR's landmark detector
+    with neither BYOL nor the reconstruction), MFDC + MFRR, MFDC + MFRR with
+    the detector's later steps trained toward sg(p_(m-1)) (eq. 3 as written)
+    instead of p_1, full MC-SFAU, and full MC-SFAU at k = 2 and k = 10 (the
+    paper's figure 2 question): `--steps` pretraining steps each (small
+    preset: 128 px, 8x8 map, batch 32), same data, same seed;
   * supervised: the same backbone trained with the train split's labels
     (`mcsfau supervise`; the architecture's ceiling).
 
 Each probe trains `--probe-seeds` heads (selection on val by `--select`) and
 reports mean F1 at 0.5 and mean AP with a 95 % bootstrap interval over test
-subjects. Each variant is also compared with random init by a paired
-bootstrap over the same test subjects (seed-averaged mean AP difference, and
-per AU). Pretraining diagnostics (projection spread, per-term backbone
-gradient shares, landmark drift, mask coverage) come from each run's log.
+subjects. Each variant is also compared with random init and with MFDC by a
+paired bootstrap over the same test subjects (seed-averaged mean AP
+difference, and per AU), and the per-AU gains are split by how far each AU
+moves the landmarks. Pretraining diagnostics (projection spread, per-term
+backbone gradient shares, the detector's error against the landmarks, mask
+coverage) come from each run's log; the detector's error on the BP4D test
+frames from the probe.
 
 Writes WORK/ablation.md and WORK/ablation.json, and with --write-docs the
 table into docs/benchmarks.md between the bench-ablation markers.
@@ -169,7 +176,10 @@ def main():
     ap.add_argument("--bp4d-tasks", type=int, default=8)
     ap.add_argument("--bp4d-seconds", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=0, help="pretraining seed")
-    ap.add_argument("--only", default="", help="comma-separated variant names to run (default all)")
+    ap.add_argument("--only", default="", help="comma-separated variant names or tags to run (default all)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep a variant's finished run (same config) and probe from an earlier invocation in WORK "
+                         "instead of redoing them: a run cut short goes on where it stopped, and rows can be added")
     ap.add_argument("--work", default=str(REPO / "target" / "bench-ablation"))
     ap.add_argument("--bin", default=str(REPO / "target" / "debug" / "mcsfau"))
     ap.add_argument("--write-docs", action="store_true", help="put the table into docs/benchmarks.md")
@@ -211,11 +221,25 @@ def main():
         c["optim"].update(lr=0.0, min_lr=0.0)
         c["model"]["mfrr"]["enabled"] = False
 
+    def locating_only(c):
+        c["model"]["mfdc"]["enabled"] = False
+        c["model"]["mfrr"]["reconstruct"] = False
+        c["model"]["mci"]["enabled"] = False
+
+    def previous_targets(c):
+        c["model"]["mci"]["enabled"] = False
+        c["model"]["mfrr"]["cascade_target"] = "previous"
+
+    # name: (config edit, steps, run-folder tag)
     variants = {
-        "random init (settled)": (settled, a.settle),
-        "MFDC only": (lambda c: c["model"]["mfrr"].update(enabled=False), a.steps),
-        "MFDC + MFRR": (lambda c: c["model"]["mci"].update(enabled=False), a.steps),
-        "full MC-SFAU": (lambda c: None, a.steps),
+        "random init (settled)": (settled, a.settle, "random_init"),
+        "MFDC only": (lambda c: c["model"]["mfrr"].update(enabled=False), a.steps, "MFDC_only"),
+        "locating head only": (locating_only, a.steps, "locating_only"),
+        "MFDC + MFRR": (lambda c: c["model"]["mci"].update(enabled=False), a.steps, "MFDC_p_MFRR"),
+        "MFDC + MFRR, steps to sg(p_(m-1))": (previous_targets, a.steps, "MFDC_p_MFRR_previous"),
+        "full MC-SFAU": (lambda c: None, a.steps, "full_MC-SFAU"),
+        "full, k = 2": (lambda c: c["model"]["mfrr"].update(k=2), a.steps, "full_k2"),
+        "full, k = 10": (lambda c: c["model"]["mfrr"].update(k=10), a.steps, "full_k10"),
     }
     only = {s.strip() for s in a.only.split(",") if s.strip()}
     probe_args = ["--shards", "shards", "--manifest", manifest, "--dataset", "bp4d", "--cache-dir", "cache",
@@ -225,7 +249,13 @@ def main():
 
     def probe(name, tag, *extra):
         t = time.time()
-        run(b, "probe", *extra, "--out", f"probes/{tag}", *probe_args, cwd=work)
+        report = work / f"probes/{tag}/probe.json"
+        source = [work / x for x in extra if str(x).endswith(".safetensors")]
+        fresh = report.exists() and all(report.stat().st_mtime > x.stat().st_mtime for x in source)
+        if a.reuse and fresh:
+            log(f"{name}: reusing probes/{tag}")
+        else:
+            run(b, "probe", *extra, "--out", f"probes/{tag}", *probe_args, cwd=work)
         r = json.loads((work / f"probes/{tag}/probe.json").read_text())
         rows[name] = {"tag": tag, "report": r, "probe_s": time.time() - t}
         bs = r["bootstrap"]
@@ -236,19 +266,28 @@ def main():
     for ref in ["landmarks", "pixels32"]:
         if not only or ref in only:
             probe(ref, ref, "--features", ref)
-    for name, (edit, steps) in variants.items():
-        if only and name not in only:
+    for name, (edit, steps, tag) in variants.items():
+        if only and name not in only and tag not in only:
             continue
         cfg = json.loads(json.dumps(base))
         edit(cfg)
-        tag = name.split(" (")[0].replace(" ", "_").replace("+", "p")
-        (work / f"{tag}.toml").write_text("\n".join(to_toml(cfg)) + "\n")
-        shutil.rmtree(work / "runs" / tag, ignore_errors=True)
-        t = time.time()
-        run(b, "pretrain", "--shards", "shards/voxceleb2", "--config", f"{tag}.toml", "--out", f"runs/{tag}",
-            "--steps", steps, "--device", "cpu", cwd=work)
-        train_s = time.time() - t
-        log(f"{name}: {steps} steps in {train_s:.0f} s")
+        toml = "\n".join(to_toml(cfg)) + "\n"
+        toml_path, done = work / f"{tag}.toml", work / "runs" / tag / "model.safetensors"
+        summary = work / f"runs/{tag}.summary"
+        same = toml_path.exists() and toml_path.read_text() == toml
+        ran = summary.exists() and json.loads(summary.read_text()).get("steps") == steps
+        if a.reuse and same and ran and done.exists():
+            train_s = json.loads(summary.read_text())["train_s"]
+            log(f"{name}: reusing runs/{tag} ({steps} steps, {train_s:.0f} s when it ran)")
+        else:
+            toml_path.write_text(toml)
+            shutil.rmtree(work / "runs" / tag, ignore_errors=True)
+            t = time.time()
+            run(b, "pretrain", "--shards", "shards/voxceleb2", "--config", f"{tag}.toml", "--out", f"runs/{tag}",
+                "--steps", steps, "--device", "cpu", cwd=work)
+            train_s = time.time() - t
+            summary.write_text(json.dumps({"steps": steps, "train_s": train_s}))
+            log(f"{name}: {steps} steps in {train_s:.0f} s")
         probe(name, tag, "--checkpoint", f"runs/{tag}/model.safetensors")
         rows[name]["train_s"], rows[name]["steps"] = train_s, steps
         recs = [json.loads(line) for line in (work / f"runs/{tag}/log.jsonl").read_text().splitlines()]
@@ -256,12 +295,20 @@ def main():
                              "diag": [r for r in recs if "diagnostics" in r]}
         rows[name]["identity"] = identity_accuracy(work, f"probes/{tag}")
     if not only or "supervised" in only:
-        shutil.rmtree(work / "runs/supervised", ignore_errors=True)
-        t = time.time()
-        run(b, "supervise", "--shards", "shards", "--manifest", manifest, "--dataset", "bp4d", "--preset", "small",
-            "--out", "runs/supervised", "--epochs", a.supervised_epochs, "--seed", a.seed, cwd=work)
-        train_s = time.time() - t
-        log(f"supervised: {a.supervised_epochs} epochs in {train_s:.0f} s")
+        summary = work / "runs/supervised.summary"
+        want = {"epochs": a.supervised_epochs, "seed": a.seed}
+        if a.reuse and summary.exists() and (work / "runs/supervised/model.safetensors").exists() \
+                and {k: v for k, v in json.loads(summary.read_text()).items() if k in want} == want:
+            train_s = json.loads(summary.read_text())["train_s"]
+            log(f"supervised: reusing runs/supervised")
+        else:
+            shutil.rmtree(work / "runs/supervised", ignore_errors=True)
+            t = time.time()
+            run(b, "supervise", "--shards", "shards", "--manifest", manifest, "--dataset", "bp4d", "--preset",
+                "small", "--out", "runs/supervised", "--epochs", a.supervised_epochs, "--seed", a.seed, cwd=work)
+            train_s = time.time() - t
+            summary.write_text(json.dumps({**want, "train_s": train_s}))
+            log(f"supervised: {a.supervised_epochs} epochs in {train_s:.0f} s")
         probe("supervised", "supervised", "--checkpoint", "runs/supervised/model.safetensors")
         rows["supervised"]["train_s"] = train_s
         rows["supervised"]["identity"] = identity_accuracy(work, "probes/supervised")
@@ -284,8 +331,9 @@ def main():
 
 
 TAGS = {"landmarks": "landmarks", "pixels32": "pixels32", "random_init": "random init (settled)",
-        "MFDC_only": "MFDC only", "MFDC_p_MFRR": "MFDC + MFRR", "full_MC-SFAU": "full MC-SFAU",
-        "supervised": "supervised"}
+        "MFDC_only": "MFDC only", "locating_only": "locating head only", "MFDC_p_MFRR": "MFDC + MFRR",
+        "MFDC_p_MFRR_previous": "MFDC + MFRR, steps to sg(p_(m-1))", "full_MC-SFAU": "full MC-SFAU",
+        "full_k2": "full, k = 2", "full_k10": "full, k = 10", "supervised": "supervised"}
 
 
 def render_from_dir(a):
@@ -315,17 +363,18 @@ def render_from_dir(a):
 
 
 def compare_with_random(work, rows, resamples):
-    """Each row against random init, paired over the same test subjects."""
+    """Each row against random init and against MFDC, paired over the same
+    test subjects."""
     preds = {n: read_predictions(work / f"probes/{r['tag']}/test_predictions.csv") for n, r in rows.items()}
     au_names = next(iter(preds.values()))[4]
-    ref_name = "random init (settled)"
-    for n in rows:
-        if n != ref_name and ref_name in preds:
-            pa, pb = preds[n], preds[ref_name]
-            point, lo, hi, au_lo, au_hi = paired_bootstrap(pa[1:4], pb[1:4], resamples)
-            rows[n]["vs_random"] = {"ap_diff": point, "lo": lo, "hi": hi,
-                                    "aus_above": [au for au, l in zip(au_names, au_lo) if l > 0],
-                                    "aus_below": [au for au, h in zip(au_names, au_hi) if h < 0]}
+    for key, ref_name in [("vs_random", "random init (settled)"), ("vs_mfdc", "MFDC only")]:
+        for n in rows:
+            if n != ref_name and ref_name in preds:
+                pa, pb = preds[n], preds[ref_name]
+                point, lo, hi, au_lo, au_hi = paired_bootstrap(pa[1:4], pb[1:4], resamples)
+                rows[n][key] = {"ap_diff": point, "lo": lo, "hi": hi,
+                                "aus_above": [au for au, l in zip(au_names, au_lo) if l > 0],
+                                "aus_below": [au for au, h in zip(au_names, au_hi) if h < 0]}
 
 
 def identity_accuracy(work, probe_dir):
@@ -364,11 +413,11 @@ def identity_accuracy(work, probe_dir):
 
 def ld_scale_check(b, work, base):
     """The full model, 50 steps, diagnostics every 10: L_d in pixels^2 (the
-    literal form) against the scale-free default, at lr 0.01, and whether
-    each survives lr 0.05."""
+    literal form) against the scale-free default (`unit`), at lr 0.01, and
+    whether each survives lr 0.05."""
     out = {}
-    for name, scale, lr, steps in [("pixel_sum", "pixel_sum", 0.01, 50), ("jitter", "jitter", 0.01, 50),
-                                   ("pixel_sum@0.05", "pixel_sum", 0.05, 20), ("jitter@0.05", "jitter", 0.05, 20)]:
+    for name, scale, lr, steps in [("pixel_sum", "pixel_sum", 0.01, 50), ("unit", "unit", 0.01, 50),
+                                   ("pixel_sum@0.05", "pixel_sum", 0.05, 20), ("unit@0.05", "unit", 0.05, 20)]:
         cfg = json.loads(json.dumps(base))
         cfg["model"]["mfrr"]["ld_scale"] = scale
         cfg["optim"]["lr"] = lr
@@ -391,29 +440,75 @@ def pct(v):
     return f"{100 * v:.1f}"
 
 
+MOTION_PX = 2.5
+
+
+def motion_split(rows, aus, visibility):
+    """Mean per-AU AP gain over random init, separately for the AUs that move
+    the landmarks by at least MOTION_PX at the occurrence threshold (a
+    geometric pretraining signal should find those easy) and for those whose
+    drawing is mostly texture (wrinkles, bulges, shading)."""
+    moves = {}
+    for line in visibility.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].startswith("AU"):
+            try:
+                moves[int(cells[0][2:])] = float(cells[1])
+            except ValueError:
+                pass
+    ref = rows.get("random init (settled)")
+    if not ref or not moves:
+        return []
+    motion = [i for i, u in enumerate(aus) if moves.get(u, 0.0) >= MOTION_PX]
+    texture = [i for i, u in enumerate(aus) if moves.get(u, 0.0) < MOTION_PX]
+    name = lambda idx: ", ".join(f"AU{aus[i]}" for i in idx)
+    out = ["", f"Mean per-AU AP gain over random init (points), by how far the AU moves the landmarks at the "
+           f"occurrence threshold: landmark motion >= {MOTION_PX} px ({name(motion)}) and mostly texture "
+           f"(< {MOTION_PX} px: {name(texture)}):", "", "| representation | motion AUs | texture AUs |",
+           "|---|---:|---:|"]
+    base = [t["ap"] for t in ref["report"]["test"]]
+    for n, r in rows.items():
+        if n == "random init (settled)":
+            continue
+        ap = [t["ap"] for t in r["report"]["test"]]
+        gain = lambda idx: 100 * sum(ap[i] - base[i] for i in idx) / max(len(idx), 1)
+        out.append(f"| {n} | {gain(motion):+.1f} | {gain(texture):+.1f} |")
+    return out
+
+
 def render(a, rows, visibility, split_frames, started, ld_check):
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     out = [f"Run {datetime.date.today()} on {cpu}, {os.cpu_count()} cores, debug build, CPU; "
-           f"{time.time() - started:.0f} s in all. Probe: `mcsfau probe --seed {a.probe_seeds} --select {a.select} "
+           f"{time.time() - started:.0f} s in this invocation"
+           f"{' (finished runs of earlier ones reused: their train s are from when they ran)' if a.reuse else ''}. Probe: `mcsfau probe --seed {a.probe_seeds} --select {a.select} "
            f"--pos-weight {a.pos_weight}`, "
            f"{a.bootstrap} bootstrap replicates over the {next(iter(rows.values()))['report']['bootstrap']['units']} "
            f"test subjects; test frames {split_frames.get('test')}, train {split_frames.get('train')}, "
            f"val {split_frames.get('val')}. Pretraining: small preset, {a.steps} steps of 32, seed {a.seed}; "
            f"random init settled by {a.settle} steps at lr 0; AU gain {a.au_gain}.", ""]
     out += ["| representation | mean F1 % [95 % CI] | mean AP % [95 % CI] | AP - random init [95 % CI] | "
-            "AUs above random (AP) | identity acc. % | train s |",
-            "|---|---:|---:|---:|---|---:|---:|"]
+            "AP - MFDC [95 % CI] | AUs above random (AP) | landmarks on test: p_2 / p_k / template px | "
+            "identity acc. % | train s |",
+            "|---|---:|---:|---:|---:|---|---|---:|---:|"]
     any_report = next(iter(rows.values()))["report"]
     floor = any_report["floor"]
-    out.append(f"| all-present floor | {pct(floor['mean_f1'])} | {pct(floor['mean_ap'])} | | | | |")
+    out.append(f"| all-present floor | {pct(floor['mean_f1'])} | {pct(floor['mean_ap'])} | | | | | | |")
+
+    def interval(vs):
+        return f"{pct(vs['ap_diff'])} [{pct(vs['lo'])}, {pct(vs['hi'])}]" if vs else ""
+
     for n, r in rows.items():
         rep, bs = r["report"], r["report"]["bootstrap"]
         vs = r.get("vs_random")
-        diff = f"{pct(vs['ap_diff'])} [{pct(vs['lo'])}, {pct(vs['hi'])}]" if vs else ""
         above = ", ".join(vs["aus_above"]) if vs and vs["aus_above"] else ("none" if vs else "")
+        det = rep.get("detector")
+        geo = f"{det['p2_rms_px']:.2f} / {det['pk_rms_px']:.2f} / {det['template_rms_px']:.2f}" if det else ""
+        if det and abs(det["p2_rms_px"] - det["template_rms_px"]) < 1e-6:
+            geo = "untrained"  # a checkpoint whose detector never trained (supervised) sits on the template
         out.append(f"| {n} | {pct(rep['test_mean_f1'])} [{pct(bs['mean_f1'][0])}, {pct(bs['mean_f1'][1])}] | "
-                   f"{pct(rep['test_mean_ap'])} [{pct(bs['mean_ap'][0])}, {pct(bs['mean_ap'][1])}] | {diff} | "
-                   f"{above} | {pct(r['identity']) if r.get('identity') is not None else ''} | "
+                   f"{pct(rep['test_mean_ap'])} [{pct(bs['mean_ap'][0])}, {pct(bs['mean_ap'][1])}] | "
+                   f"{interval(vs)} | {interval(r.get('vs_mfdc'))} | "
+                   f"{above} | {geo} | {pct(r['identity']) if r.get('identity') is not None else ''} | "
                    f"{'%.0f' % r['train_s'] if 'train_s' in r else ''} |")
     out += ["", "Per-AU test AP (%), mean over the probe seeds:", ""]
     aus = any_report["au_numbers"]
@@ -422,9 +517,11 @@ def render(a, rows, visibility, split_frames, started, ld_check):
     out.append("| base rate (floor) | " + " | ".join(pct(t["base_rate"]) for t in any_report["test"]) + " |")
     for n, r in rows.items():
         out.append(f"| {n} | " + " | ".join(pct(t["ap"]) for t in r["report"]["test"]) + " |")
-    out += ["", "Pretraining diagnostics (first and last logged step; `log.jsonl`):", "",
-            "| variant | L_total | L_s | L_d | proj. spread | grad share L_s / L_d / L_r / aL_c | drift px | "
-            "masked cells |", "|---|---|---|---|---|---|---|---|"]
+    out += motion_split(rows, aus, visibility)
+    out += ["", "Pretraining diagnostics (first and last logged step; `log.jsonl`; p_2 and template: RMS "
+            "distance to p_1, drift: mean distance of p_k to p_1, in 128 px crop pixels):", "",
+            "| variant | L_total | L_s | L_d | proj. spread | grad share L_s / L_d / L_r / aL_c | p_2 px | "
+            "template px | drift px | masked cells |", "|---|---|---|---|---|---|---|---|---|---|"]
     for n, r in rows.items():
         if "log" not in r:
             continue
@@ -444,7 +541,9 @@ def render(a, rows, visibility, split_frames, started, ld_check):
         d0, d1 = (diag[0] if diag else None), (diag[-1] if diag else None)
         out.append(f"| {n} | {f['total']:.3f} -> {l['total']:.3f} | {f['l_s']:.3f} -> {l['l_s']:.3f} | "
                    f"{f['l_d']:.3f} -> {l['l_d']:.3f} | {d(d0, 'proj_std')} -> {d(d1, 'proj_std')} | "
-                   f"{share(d0)} -> {share(d1)} | {d(d0, 'drift_px')} -> {d(d1, 'drift_px')} | "
+                   f"{share(d0)} -> {share(d1)} | {d(d0, 'loc_rms_px')} -> {d(d1, 'loc_rms_px')} | "
+                   f"{d(d0, 'loc_template_rms_px')} -> {d(d1, 'loc_template_rms_px')} | "
+                   f"{d(d0, 'drift_px')} -> {d(d1, 'drift_px')} | "
                    f"{d(d0, 'mask_fraction')} -> {d(d1, 'mask_fraction')} |")
     if "supervised" in rows:
         ep = rows["supervised"]["epochs"]

@@ -59,21 +59,34 @@ step "linear probe on BP4D: 3 head seeds, selection on val AP, F1 and AP on test
 "$bin" probe --checkpoint run/model.safetensors --out report/probe "${probe[@]}"
 "$bin" probe --checkpoint random/model.safetensors --out report/probe-random "${probe[@]}" >/dev/null
 
-step "figure 5: crops, input/refined landmarks, masked regions"
+step "figure 5: crops, the landmarks (blue), the points the pretrained detector found (green), masked regions"
 "$bin" masks --checkpoint run/model.safetensors --shards shards/bp4d --out report/figure5_masks.png
 
 step "MC-SFAU against the floor and random init (same test frames)"
-"$py" - report/probe/probe.json report/probe-random/probe.json <<'PY'
-import json, sys
-ours, rand = (json.load(open(p)) for p in sys.argv[1:])
+"$py" - "$repo/scripts" report/probe report/probe-random <<'PY'
+import json, pathlib, sys
+sys.path.insert(0, sys.argv[1])
+from bench_ablation import paired_bootstrap, read_predictions
+ours_dir, rand_dir = (pathlib.Path(p) for p in sys.argv[2:])
+ours, rand = (json.load(open(d / "probe.json")) for d in (ours_dir, rand_dir))
 pct = lambda v: f"{100 * v:.1f}"
 ci = lambda r, k: f"[{pct(r['bootstrap'][k][0])}, {pct(r['bootstrap'][k][1])}]"
-print("| representation | mean F1 % | mean AP % |\n|---|---:|---:|")
-print(f"| all-present floor | {pct(ours['floor']['mean_f1'])} | {pct(ours['floor']['mean_ap'])} |")
-for name, r in [("random init (settled)", rand), ("MC-SFAU, small preset", ours)]:
-    print(f"| {name} | {pct(r['test_mean_f1'])} {ci(r, 'mean_f1')} | {pct(r['test_mean_ap'])} {ci(r, 'mean_ap')} |")
-print(f"\n95 % intervals over the {ours['bootstrap']['units']} test subjects. A row means something only where")
-print("it clears the floor and random init by more than its interval; docs/benchmarks.md has the full yardstick.")
+a, b = (read_predictions(d / "test_predictions.csv")[1:4] for d in (ours_dir, rand_dir))
+diff, lo, hi, _, _ = paired_bootstrap(a, b, 1000)
+print("| representation | mean F1 % [95 % CI] | mean AP % [95 % CI] | AP - random init [95 % CI] |")
+print("|---|---:|---:|---:|")
+print(f"| all-present floor | {pct(ours['floor']['mean_f1'])} | {pct(ours['floor']['mean_ap'])} | |")
+print(f"| random init (settled) | {pct(rand['test_mean_f1'])} {ci(rand, 'mean_f1')} | "
+      f"{pct(rand['test_mean_ap'])} {ci(rand, 'mean_ap')} | |")
+print(f"| MC-SFAU, small preset | {pct(ours['test_mean_f1'])} {ci(ours, 'mean_f1')} | "
+      f"{pct(ours['test_mean_ap'])} {ci(ours, 'mean_ap')} | {pct(diff)} [{pct(lo)}, {pct(hi)}] |")
+print(f"\n95 % intervals over the {ours['bootstrap']['units']} test subjects; the last column is paired (the same")
+print("subjects resampled for both rows), which is what ranks two representations on so few subjects.")
+det = ours.get("detector")
+if det:
+    print(f"Pretrained landmark detector on the test frames: RMS error {det['p2_rms_px']:.2f} px (p_2), "
+          f"{det['pk_rms_px']:.2f} px (p_k), against {det['template_rms_px']:.2f} px for the alignment template.")
+print("docs/benchmarks.md has the full yardstick (MFDC, MFRR, full model, ceilings).")
 PY
 
 step "done in $((SECONDS - t0)) s. Written under $out:"

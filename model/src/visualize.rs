@@ -132,7 +132,7 @@ pub fn with_legend(fig: &RgbImage) -> RgbImage {
     image::imageops::overlay(&mut out, fig, 0, 0);
     let items: [(&str, RGBColor); 4] = [
         ("input landmarks p_1", RGBColor(40, 90, 255)),
-        ("refined p_k", RGBColor(40, 220, 60)),
+        ("detector p_k", RGBColor(40, 220, 60)),
         ("dark: masked r x r squares", RGBColor(90, 90, 90)),
         ("zeroed feature cells", RGBColor(230, 30, 30)),
     ];

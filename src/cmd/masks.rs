@@ -1,5 +1,5 @@
 //! `mcsfau masks`: the paper's figure 5 for a checkpoint: aligned crops with
-//! the input and refined landmarks and the masked regions (PNG).
+//! the input landmarks, the points the detector found and the masked regions (PNG).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,7 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     schemas::atomic::write_with(&args.out, |tmp| fig.save(tmp))
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", args.out.display()))?;
     println!(
-        "figure 5 ({} {dataset} crops: blue = input landmarks, green = refined, dark = masked squares, red = zeroed feature cells): {}",
+        "figure 5 ({} {dataset} crops: blue = input landmarks, green = found by the detector (p_k), dark = masked squares, red = zeroed feature cells): {}",
         batch.ids.len(),
         args.out.display()
     );
