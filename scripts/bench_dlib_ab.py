@@ -80,7 +80,7 @@ def main():
         load = os.getloadavg()
         print(f"A = `{sys.argv[1]}`, B = `{sys.argv[2]}`; {repeats} runs each, alternating; "
               f"load average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}\n")
-        print("| files | --fps | landmarks A | landmarks B | B / A | end to end A | end to end B | faces B |")
+        print("| files | --fps | landmarks A (range) | landmarks B (range) | B / A (medians) | end to end A | end to end B | faces B |")
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
         for name in trees:
             for fps in ["1", "0"]:
@@ -90,8 +90,8 @@ def main():
                 f = b[-1][2]
                 faces = ", ".join(f"{k} {f[k]}" for k in ["frames", "detected", "followed", "no_face", "refused", "cuts"]
                                   if k in f)
-                spread = f"{min(r[0] for r in b):.0f}-{max(r[0] for r in b):.0f}"
-                print(f"| {name} | {'all' if fps == '0' else fps} | {la:.1f} | {lb:.1f} ({spread}) | {lb / la:.2f} "
+                spread = [f"{min(r[0] for r in x):.0f}-{max(r[0] for r in x):.0f}" for x in (a, b)]
+                print(f"| {name} | {'all' if fps == '0' else fps} | {la:.1f} ({spread[0]}) | {lb:.1f} ({spread[1]}) | {lb / la:.2f} "
                       f"| {ea:.1f} | {eb:.1f} | {faces} |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
