@@ -293,7 +293,7 @@ mod tests {
         tch::no_grad(|| {
             for (name, mut t) in vs.variables() {
                 if name.ends_with("fc.weight") || name.ends_with("fc2.weight") {
-                    let _ = t.copy_(&(Tensor::randn(t.size(), (Kind::Float, Device::Cpu)) * 0.1));
+                    t.copy_(&(Tensor::randn(t.size(), (Kind::Float, Device::Cpu)) * 0.1));
                 }
             }
         });
