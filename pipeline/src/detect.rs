@@ -149,7 +149,12 @@ pub fn faces_in_video(
     });
     let total = started.elapsed().as_secs_f64();
     *report = VideoReport {
-        seconds: StageSeconds { decode: (total - landmarks - aligning - consumer).max(0.0), landmarks, align: aligning, consumer },
+        seconds: StageSeconds {
+            decode: (total - landmarks - aligning - consumer).max(0.0),
+            landmarks,
+            align: aligning,
+            consumer,
+        },
         faces,
     };
     progress.finish();

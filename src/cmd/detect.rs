@@ -168,44 +168,43 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let size = args.crop_size as i64;
     let mut video_report = detect::VideoReport::default();
     let opts = detect::DetectOptions { size: args.crop_size, batch: args.batch, upsample: args.upsample };
-    let result =
-        detect::faces_in_video(&args.video, lm.as_mut(), &opts, progress, &mut video_report, |frames| {
-            let faces: Vec<&detect::AlignedFace> = frames.iter().filter_map(|f| f.face.as_ref()).collect();
-            let mut probs = Vec::new();
-            if !faces.is_empty() {
-                let bytes: Vec<u8> = faces.iter().flat_map(|f| f.rgb.iter().copied()).collect();
-                let images = Tensor::from_slice(&bytes)
-                    .view([faces.len() as i64, size, size, 3])
-                    .permute([0, 3, 1, 2])
-                    .to_device(device); // [B, 3, S, S] uint8
-                let p = model::probe::au_probabilities(&net, &head, &images)
-                    .map_err(|e| pipeline::PipelineError::Config(e.to_string()))?;
-                probs = Vec::<f32>::try_from(p.flatten(0, -1))
-                    .map_err(|e| pipeline::PipelineError::Config(e.to_string()))?;
-            }
-            let mut k = 0;
-            for f in frames {
-                let (confidence, success, p, face_box, points68) = match &f.face {
-                    Some(face) => {
-                        let p = probs[k * aus.len()..(k + 1) * aus.len()].to_vec();
-                        k += 1;
-                        (face.score, 1, p, Some(face.face_box), Some(face.points68))
-                    }
-                    None => (0.0, 0, Vec::new(), None, None),
-                };
-                rows.push(FrameRecord {
-                    frame: f.index + 1,
-                    face_id: 0,
-                    timestamp: f.timestamp_ms as f64 / 1000.0,
-                    confidence,
-                    success,
-                    probs: p,
-                    face_box,
-                    points68,
-                });
-            }
-            Ok(())
-        });
+    let result = detect::faces_in_video(&args.video, lm.as_mut(), &opts, progress, &mut video_report, |frames| {
+        let faces: Vec<&detect::AlignedFace> = frames.iter().filter_map(|f| f.face.as_ref()).collect();
+        let mut probs = Vec::new();
+        if !faces.is_empty() {
+            let bytes: Vec<u8> = faces.iter().flat_map(|f| f.rgb.iter().copied()).collect();
+            let images = Tensor::from_slice(&bytes)
+                .view([faces.len() as i64, size, size, 3])
+                .permute([0, 3, 1, 2])
+                .to_device(device); // [B, 3, S, S] uint8
+            let p = model::probe::au_probabilities(&net, &head, &images)
+                .map_err(|e| pipeline::PipelineError::Config(e.to_string()))?;
+            probs =
+                Vec::<f32>::try_from(p.flatten(0, -1)).map_err(|e| pipeline::PipelineError::Config(e.to_string()))?;
+        }
+        let mut k = 0;
+        for f in frames {
+            let (confidence, success, p, face_box, points68) = match &f.face {
+                Some(face) => {
+                    let p = probs[k * aus.len()..(k + 1) * aus.len()].to_vec();
+                    k += 1;
+                    (face.score, 1, p, Some(face.face_box), Some(face.points68))
+                }
+                None => (0.0, 0, Vec::new(), None, None),
+            };
+            rows.push(FrameRecord {
+                frame: f.index + 1,
+                face_id: 0,
+                timestamp: f.timestamp_ms as f64 / 1000.0,
+                confidence,
+                success,
+                probs: p,
+                face_box,
+                points68,
+            });
+        }
+        Ok(())
+    });
     // A video that stops decoding partway (cut short, a corrupt packet):
     // the frames before are written, the run says so and exits 1 (never 0
     // with a silent partial table).
