@@ -89,7 +89,11 @@ fn detect_scores_every_frame_of_real_videos() {
         for a in 0..12 {
             let p: f32 = r[r0 + a].parse().unwrap();
             assert!((0.0..=1.0).contains(&p));
-            assert_eq!(r[c0 + a], if p >= 0.5 { "1" } else { "0" });
+            // p is printed to 4 decimals and thresholded unrounded: a
+            // printed 0.5000 may be 0.49996 (class 0) or 0.50004 (class 1).
+            if (p - 0.5).abs() > 5e-5 {
+                assert_eq!(r[c0 + a], if p >= 0.5 { "1" } else { "0" }, "AU column {a}: p {p}");
+            }
         }
         // the 68 points lie inside the face box, roughly, and the frame
         let v = |i: usize| r[i].parse::<f32>().unwrap();
