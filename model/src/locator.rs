@@ -169,12 +169,21 @@ impl Locator {
     /// `f_p`: `[B, C, H, W]` -> `([B, 49, 2], [B, 49, 2])`.
     pub fn detect(&self, f_p: &Tensor) -> (Tensor, Tensor) {
         let p2 = at_least_f32(&self.locate(f_p));
+        let pk = self.refine(f_p, &p2).pop().map_or_else(|| p2.shallow_clone(), |(_, p)| p);
+        (p2.detach(), pk.detach())
+    }
+
+    /// The k - 2 refinement steps from `p2`: `(sg(p_(m-1)), p_m)` for
+    /// m = 3..k, in order (empty when k = 2).
+    fn refine(&self, f_p: &Tensor, p2: &Tensor) -> Vec<(Tensor, Tensor)> {
         let mut p = p2.shallow_clone();
+        let mut steps = Vec::new();
         for m in 3..=self.k {
-            let prev = p.detach();
-            p = &prev + self.refine_offsets(f_p, &prev, m).to_kind(prev.kind());
+            let prev = p.detach(); // sg(p_(m-1))
+            p = &prev + self.refine_offsets(f_p, &prev, m).to_kind(prev.kind()); // p_m
+            steps.push((prev, p.shallow_clone()));
         }
-        (p2.detach(), p.detach())
+        steps
     }
 
     /// Runs eq. 3: `p_2` from F_p, then `k - 2` refinement steps, and L_d.
@@ -185,30 +194,28 @@ impl Locator {
         let anchor = at_least_f32(p1).detach(); // p_1
         let p2 = self.locate(f_p).to_kind(anchor.kind()); // [B, 49, 2]
         let locating = p2.mse_loss(&anchor, Reduction::Mean);
-        let mut p = p2.shallow_clone();
-        let mut refining = Vec::new();
-        for m in 3..=self.k {
-            let prev = p.detach(); // sg(p_(m-1))
-            p = &prev + self.refine_offsets(f_p, &prev, m).to_kind(prev.kind()); // p_m
+        let steps = self.refine(f_p, &p2);
+        let n = steps.len();
+        // Summed in step order, as the reference does.
+        let mut sum = Tensor::zeros([], (anchor.kind(), anchor.device()));
+        for (prev, p) in &steps {
             let target = match self.target {
                 CascadeTarget::Landmarks => &anchor,
-                CascadeTarget::Previous => &prev,
+                CascadeTarget::Previous => prev,
             };
-            refining.push(p.mse_loss(target, Reduction::Mean));
+            sum = sum + p.mse_loss(target, Reduction::Mean);
         }
-        let steps = refining.len();
-        // Summed in step order, as the reference does.
-        let sum = refining.into_iter().fold(Tensor::zeros([], (anchor.kind(), anchor.device())), |acc, t| acc + t);
         let l_d = match self.scale {
             LdScale::PixelSum => &locating + sum,
             // `validate` keeps `jitter` away from this detector; if it came
             // through, the unit scale is the meaningful one.
             LdScale::Unit | LdScale::Jitter => {
-                let refine = if steps > 0 { sum / steps as f64 } else { sum };
+                let refine = if n > 0 { sum / n as f64 } else { sum };
                 (&locating + refine) / (self.unit * self.unit)
             }
         };
-        Located { p2: p2.detach(), points: p.detach(), l_d }
+        let points = steps.last().map_or_else(|| p2.detach(), |(_, p)| p.detach());
+        Located { p2: p2.detach(), points, l_d }
     }
 }
 
