@@ -203,7 +203,7 @@ impl Locator {
                 CascadeTarget::Landmarks => &anchor,
                 CascadeTarget::Previous => prev,
             };
-            sum = sum + p.mse_loss(target, Reduction::Mean);
+            sum += p.mse_loss(target, Reduction::Mean);
         }
         let l_d = match self.scale {
             LdScale::PixelSum => &locating + sum,
